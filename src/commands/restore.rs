@@ -1,0 +1,90 @@
+//! `deis-backup restore [SET|latest] --only JOBS`: put a backup back.
+
+use super::{human_bytes, load_settings, open_destination, EXIT_FAILURE, EXIT_NOT_AVAILABLE};
+use crate::config::LoadOptions;
+use crate::restore::restore_volume;
+use crate::store::{find_set, list_complete, JobKind, SetSelector};
+use anyhow::anyhow;
+use std::process::ExitCode;
+
+/// What the user asked to restore.
+pub struct RestoreArgs {
+    pub selector: SetSelector,
+    /// Empty means every job.
+    pub only: Vec<JobKind>,
+    pub dry_run: bool,
+    pub force: bool,
+}
+
+pub fn restore(options: &LoadOptions, args: &RestoreArgs) -> anyhow::Result<ExitCode> {
+    let settings = load_settings(options)?;
+    let dest = open_destination(&settings)?;
+    let listing = list_complete(dest.as_ref(), None)?;
+    let jobs: Vec<JobKind> = match (&args.selector, args.only.is_empty()) {
+        (SetSelector::Set(set), true) => vec![set.job],
+        (_, true) => JobKind::ALL.to_vec(),
+        (_, false) => args.only.clone(),
+    };
+    let mut unavailable = false;
+    let mut failed = false;
+    for job in jobs {
+        if job != JobKind::Volume {
+            eprintln!("{job}: restore of this job is not available in this version yet.");
+            unavailable = true;
+            continue;
+        }
+        let manifest = find_set(&listing, &args.selector, Some(job)).ok_or_else(|| {
+            anyhow!(
+                "no complete {job} backup set matches {:?} at {}",
+                args.selector,
+                dest.describe()
+            )
+        })?;
+        let target = &settings.volume.path;
+        let verb = if args.dry_run {
+            "would restore"
+        } else {
+            "restoring"
+        };
+        println!(
+            "volume/{}: {verb} into {}",
+            manifest.run_id,
+            target.display()
+        );
+        let report = restore_volume(dest.as_ref(), manifest, target, args.dry_run, args.force)?;
+        println!(
+            "volume/{}: {} files ({}), {} folders, {} symlinks, {} hard links{}",
+            manifest.run_id,
+            report.files,
+            human_bytes(report.bytes),
+            report.directories,
+            report.symlinks,
+            report.hard_links,
+            if args.dry_run {
+                " (dry run: nothing written)"
+            } else {
+                ""
+            }
+        );
+        if let Some(note) = &report.ownership_note {
+            eprintln!("volume: warning: {note}");
+        }
+        if !report.refused.is_empty() {
+            failed = true;
+            for (entry, reason) in &report.refused {
+                eprintln!("volume: refused entry {entry:?}: {reason}");
+            }
+            eprintln!(
+                "volume: {} archive entries refused; nothing was written for them",
+                report.refused.len()
+            );
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(EXIT_FAILURE)
+    } else if unavailable {
+        ExitCode::from(EXIT_NOT_AVAILABLE)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

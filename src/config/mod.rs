@@ -1,0 +1,230 @@
+//! The settings model: every key of the configuration file, its default, and its validation.
+//!
+//! Layers (lowest first): built-in defaults < `--config FILE` (TOML) < etcd (a later issue) <
+//! `DEIS_BACKUP_*` environment < command-line flags. See [`load`].
+
+mod destination_url;
+mod load;
+mod secret;
+mod validate;
+
+pub use destination_url::DestinationUrl;
+pub use load::{load, load_unvalidated, ConfigError, LoadOptions, ENV_PREFIX};
+pub use secret::{is_secret_key, Secret, REDACTED};
+pub use validate::{validate, Problem};
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// The whole effective configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Settings {
+    pub etcd: EtcdSettings,
+    pub destination: DestinationSettings,
+    pub gateway: GatewaySettings,
+    pub volume: VolumeSettings,
+    pub database: DatabaseSettings,
+    pub schedule: ScheduleSettings,
+    pub retention: RetentionSettings,
+    pub compression: CompressionSettings,
+    pub metrics: MetricsSettings,
+}
+
+/// Which etcd keys API to speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum EtcdApi {
+    V2,
+    V3,
+    #[default]
+    Auto,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct EtcdSettings {
+    /// Empty means: no etcd, run on file/environment configuration alone.
+    pub endpoints: Vec<String>,
+    pub api: EtcdApi,
+}
+
+impl Default for EtcdSettings {
+    fn default() -> Self {
+        Self {
+            endpoints: Vec::new(),
+            api: EtcdApi::Auto,
+        }
+    }
+}
+
+/// Where backup sets are written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct DestinationSettings {
+    /// `file:///path` (relative paths allowed: `file://./backups`) or `s3://bucket/prefix`.
+    pub url: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key: Option<Secret>,
+    pub secret_key: Option<Secret>,
+}
+
+impl Default for DestinationSettings {
+    fn default() -> Self {
+        Self {
+            url: "file:///var/backups/deis".into(),
+            endpoint: None,
+            region: None,
+            access_key: None,
+            secret_key: None,
+        }
+    }
+}
+
+/// How S3 requests to the store-gateway are signed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Signature {
+    V2,
+    V4,
+    #[default]
+    Auto,
+}
+
+/// The Deis store-gateway (Ceph radosgw) that the `gateway` job reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct GatewaySettings {
+    pub endpoint: Option<String>,
+    pub access_key: Option<Secret>,
+    pub secret_key: Option<Secret>,
+    pub signature: Signature,
+    pub buckets: Vec<String>,
+    pub concurrency: u32,
+}
+
+impl Default for GatewaySettings {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            access_key: None,
+            secret_key: None,
+            signature: Signature::Auto,
+            buckets: vec!["db_wal".into(), "registry".into()],
+            concurrency: 16,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct VolumeSettings {
+    /// The CephFS store volume of a Deis v1 host.
+    pub path: PathBuf,
+}
+
+impl Default for VolumeSettings {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("/var/lib/deis/store"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct DatabaseSettings {
+    pub container: String,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        Self {
+            container: "deis-database".into(),
+        }
+    }
+}
+
+/// Cron schedules, in UTC. `""` disables a job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ScheduleSettings {
+    pub gateway: String,
+    pub volume: String,
+    pub database: String,
+    pub etcd: String,
+}
+
+impl Default for ScheduleSettings {
+    fn default() -> Self {
+        Self {
+            gateway: "0 * * * *".into(),
+            volume: "30 3 * * *".into(),
+            database: "0 */3 * * *".into(),
+            etcd: "*/15 * * * *".into(),
+        }
+    }
+}
+
+/// How many complete sets of each job to keep (applied by `prune`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RetentionSettings {
+    pub keep_last: u32,
+    pub keep_hourly: u32,
+    pub keep_daily: u32,
+    pub keep_weekly: u32,
+    pub keep_monthly: u32,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self {
+            keep_last: 3,
+            keep_hourly: 0,
+            keep_daily: 7,
+            keep_weekly: 4,
+            keep_monthly: 6,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CompressionSettings {
+    /// zstd level, 1 (fastest) to 19.
+    pub level: i32,
+}
+
+impl Default for CompressionSettings {
+    fn default() -> Self {
+        Self { level: 3 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct MetricsSettings {
+    pub listen: String,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        Self {
+            listen: "0.0.0.0:9179".into(),
+        }
+    }
+}
+
+impl Settings {
+    /// The parsed destination URL. Valid settings (see [`validate`]) always parse.
+    pub fn destination_url(&self) -> Result<DestinationUrl, String> {
+        DestinationUrl::parse(&self.destination.url)
+    }
+
+    /// The effective configuration as TOML, every secret shown as `***`.
+    pub fn to_redacted_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render settings: {e}\n"))
+    }
+}

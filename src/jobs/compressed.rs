@@ -1,0 +1,70 @@
+//! The write side every job shares: bytes -> zstd (multithreaded) -> sha256 -> destination.
+
+use crate::io_util::{CountingWriter, HashingWriter};
+use crate::store::{Artifact, ArtifactSink, StoreError};
+use std::io::{self, Write};
+
+/// An artifact being written compressed. Dropping it unfinished discards it.
+pub struct CompressedArtifact {
+    name: String,
+    level: i32,
+    writer:
+        CountingWriter<zstd::stream::write::Encoder<'static, HashingWriter<Box<dyn ArtifactSink>>>>,
+}
+
+impl CompressedArtifact {
+    /// Compresses at `level` with one zstd worker per core (the calling thread feeds them).
+    pub fn new(name: &str, sink: Box<dyn ArtifactSink>, level: i32) -> io::Result<Self> {
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+        let mut encoder = zstd::stream::write::Encoder::new(HashingWriter::new(sink), level)?;
+        encoder.include_checksum(true)?;
+        if workers > 1 {
+            encoder.multithread(workers)?;
+        }
+        Ok(Self {
+            name: name.into(),
+            level,
+            writer: CountingWriter::new(encoder),
+        })
+    }
+
+    /// Flushes the compressor, makes the artifact durable and describes it for the manifest.
+    pub fn finish(self, content: &str) -> Result<Artifact, FinishError> {
+        let uncompressed_size = self.writer.bytes();
+        let hashing = self
+            .writer
+            .into_inner()
+            .finish()
+            .map_err(FinishError::Compress)?;
+        let (sink, size, sha256) = hashing.into_parts();
+        sink.finish()?;
+        Ok(Artifact {
+            name: self.name,
+            size,
+            sha256,
+            compression: "zstd".into(),
+            compression_level: Some(self.level),
+            uncompressed_size,
+            content: content.into(),
+        })
+    }
+}
+
+impl Write for CompressedArtifact {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.writer.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+/// Why an artifact could not be completed.
+#[derive(Debug, thiserror::Error)]
+pub enum FinishError {
+    #[error("cannot flush the compressed stream")]
+    Compress(#[source] io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

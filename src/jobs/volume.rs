@@ -1,0 +1,411 @@
+//! The `volume` job's archive: a tar stream of a live directory tree that never fails because
+//! a file changes under it.
+//!
+//! Each regular file is stored with the length it had when opened: a file that grows is cut
+//! there, one that shrinks is padded with zeros, and either is recorded as a [`Warning`].
+//! Numeric owners, modes, mtimes, symlinks, hard links and empty folders are kept; sockets,
+//! FIFOs and device nodes are skipped with a warning.
+
+use crate::store::{Warning, WarningKind};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::fs::{self, File, Metadata};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use tar::{EntryType, Header, HeaderMode};
+
+const COPY_BUFFER: usize = 1 << 20;
+
+/// Counters for the manifest.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct VolumeStats {
+    pub files: u64,
+    pub directories: u64,
+    pub symlinks: u64,
+    pub hard_links: u64,
+    pub skipped: u64,
+    pub bytes_read: u64,
+}
+
+/// What the archive writer observed.
+#[derive(Debug, Default)]
+pub struct VolumeOutcome {
+    pub stats: VolumeStats,
+    pub warnings: Vec<Warning>,
+}
+
+/// Why the archive could not be written. Problems with single files are warnings instead.
+#[derive(Debug, thiserror::Error)]
+pub enum VolumeError {
+    #[error("volume path {path} cannot be read; check that it exists and is a directory this user can read")]
+    Root {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("volume path {0} is not a directory")]
+    RootNotDir(PathBuf),
+    #[error("cannot write the archive (at {path})")]
+    Write {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Writes a tar archive of `root` into `out` and returns `out` with what was observed.
+pub fn write_volume_tar<W: Write>(root: &Path, out: W) -> Result<(W, VolumeOutcome), VolumeError> {
+    let meta = fs::metadata(root).map_err(|source| VolumeError::Root {
+        path: root.into(),
+        source,
+    })?;
+    if !meta.is_dir() {
+        return Err(VolumeError::RootNotDir(root.into()));
+    }
+    fs::read_dir(root).map_err(|source| VolumeError::Root {
+        path: root.into(),
+        source,
+    })?;
+    let mut archiver = Archiver {
+        builder: tar::Builder::new(out),
+        outcome: VolumeOutcome::default(),
+        links: HashMap::new(),
+        buffer: vec![0; COPY_BUFFER],
+    };
+    archiver.append_dir(root, Path::new("."), &meta)?;
+    archiver.walk(root)?;
+    let out = archiver
+        .builder
+        .into_inner()
+        .map_err(|source| VolumeError::Write {
+            path: "end of archive".into(),
+            source,
+        })?;
+    Ok((out, archiver.outcome))
+}
+
+struct Archiver<W: Write> {
+    builder: tar::Builder<W>,
+    outcome: VolumeOutcome,
+    /// First archived path of each (device, inode) with more than one link.
+    links: HashMap<(u64, u64), PathBuf>,
+    buffer: Vec<u8>,
+}
+
+impl<W: Write> Archiver<W> {
+    /// Depth-first, children in name order, a folder's entry before its contents.
+    fn walk(&mut self, root: &Path) -> Result<(), VolumeError> {
+        let mut pending: Vec<PathBuf> = self.children(root, Path::new(""));
+        while let Some(rel) = pending.pop() {
+            let abs = root.join(&rel);
+            let meta = match fs::symlink_metadata(&abs) {
+                Ok(meta) => meta,
+                Err(e) => {
+                    self.warn_io(&rel, &e);
+                    continue;
+                }
+            };
+            let kind = meta.file_type();
+            if kind.is_dir() {
+                self.append_dir(&abs, &rel, &meta)?;
+                pending.extend(self.children(&abs, &rel));
+            } else if kind.is_file() {
+                self.append_file(&abs, &rel, &meta)?;
+            } else if kind.is_symlink() {
+                self.append_symlink(&abs, &rel, &meta)?;
+            } else {
+                let what = if kind.is_socket() {
+                    "socket"
+                } else if kind.is_fifo() {
+                    "FIFO"
+                } else {
+                    "device node"
+                };
+                self.outcome.stats.skipped += 1;
+                self.warn(
+                    &rel,
+                    WarningKind::SkippedSpecialFile,
+                    format!("{what} not archived"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Children of a folder, sorted so that popping from the end visits them in name order.
+    fn children(&mut self, abs: &Path, rel: &Path) -> Vec<PathBuf> {
+        let mut names: Vec<_> = match fs::read_dir(abs) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.file_name()))
+                .collect(),
+            Err(e) => {
+                self.warn_io(rel, &e);
+                return Vec::new();
+            }
+        };
+        names.sort_unstable_by(|a, b| b.cmp(a));
+        names.into_iter().map(|n| rel.join(n)).collect()
+    }
+
+    fn header(meta: &Metadata, kind: EntryType) -> Header {
+        let mut header = Header::new_gnu();
+        header.set_metadata_in_mode(meta, HeaderMode::Complete);
+        header.set_entry_type(kind);
+        header.set_size(0);
+        header
+    }
+
+    fn append_dir(&mut self, _abs: &Path, rel: &Path, meta: &Metadata) -> Result<(), VolumeError> {
+        let mut header = Self::header(meta, EntryType::Directory);
+        self.builder
+            .append_data(&mut header, rel, io::empty())
+            .map_err(write_err(rel))?;
+        self.outcome.stats.directories += 1;
+        Ok(())
+    }
+
+    fn append_symlink(
+        &mut self,
+        abs: &Path,
+        rel: &Path,
+        meta: &Metadata,
+    ) -> Result<(), VolumeError> {
+        let target = match fs::read_link(abs) {
+            Ok(target) => target,
+            Err(e) => {
+                self.warn_io(rel, &e);
+                return Ok(());
+            }
+        };
+        let mut header = Self::header(meta, EntryType::Symlink);
+        self.builder
+            .append_link(&mut header, rel, &target)
+            .map_err(write_err(rel))?;
+        self.outcome.stats.symlinks += 1;
+        Ok(())
+    }
+
+    fn append_file(&mut self, abs: &Path, rel: &Path, meta: &Metadata) -> Result<(), VolumeError> {
+        if meta.nlink() > 1 {
+            let key = (meta.dev(), meta.ino());
+            if let Some(first) = self.links.get(&key) {
+                let mut header = Self::header(meta, EntryType::Link);
+                let first = first.clone();
+                self.builder
+                    .append_link(&mut header, rel, &first)
+                    .map_err(write_err(rel))?;
+                self.outcome.stats.hard_links += 1;
+                return Ok(());
+            }
+            self.links.insert(key, rel.to_path_buf());
+        }
+        let opened = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(abs)
+            .and_then(|file| file.metadata().map(|meta| (file, meta)));
+        let (file, at_open) = match opened {
+            Ok((file, at_open)) if at_open.is_file() => (file, at_open),
+            Ok(_) => {
+                self.warn(
+                    rel,
+                    WarningKind::Vanished,
+                    "replaced by something that is not a file".into(),
+                );
+                return Ok(());
+            }
+            Err(e) => {
+                self.warn_io(rel, &e);
+                return Ok(());
+            }
+        };
+        let size = at_open.len();
+        let mut header = Self::header(&at_open, EntryType::Regular);
+        header.set_size(size);
+        self.builder
+            .append_data(&mut header, rel, io::empty())
+            .map_err(write_err(rel))?;
+        self.copy_exactly(file, size, rel, &at_open)?;
+        self.outcome.stats.files += 1;
+        Ok(())
+    }
+
+    /// Copies exactly `size` bytes of `file` (zero padding when it ends early), then the tar
+    /// padding, and records any change seen while reading.
+    fn copy_exactly(
+        &mut self,
+        mut file: File,
+        size: u64,
+        rel: &Path,
+        at_open: &Metadata,
+    ) -> Result<(), VolumeError> {
+        let mut remaining = size;
+        let mut shortfall: Option<String> = None;
+        while remaining > 0 {
+            let want = remaining.min(self.buffer.len() as u64) as usize;
+            let got = if shortfall.is_some() {
+                self.buffer[..want].fill(0);
+                want
+            } else {
+                match file.read(&mut self.buffer[..want]) {
+                    Ok(0) => {
+                        shortfall =
+                            Some(format!("shrank to {} bytes while read", size - remaining));
+                        continue;
+                    }
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        shortfall =
+                            Some(format!("read failed after {} bytes: {e}", size - remaining));
+                        continue;
+                    }
+                }
+            };
+            self.builder
+                .get_mut()
+                .write_all(&self.buffer[..got])
+                .map_err(write_err(rel))?;
+            remaining -= got as u64;
+        }
+        let padding = (512 - size % 512) % 512;
+        self.builder
+            .get_mut()
+            .write_all(&[0; 512][..padding as usize])
+            .map_err(write_err(rel))?;
+
+        if let Some(detail) = shortfall {
+            let kind = if detail.starts_with("shrank") {
+                WarningKind::TruncatedDuringRead
+            } else {
+                WarningKind::Unreadable
+            };
+            self.warn(
+                rel,
+                kind,
+                format!("{detail}; the rest of its {size} bytes is stored as zeros"),
+            );
+            return Ok(());
+        }
+        self.outcome.stats.bytes_read += size;
+        if let Ok(now) = file.metadata() {
+            if now.len() != size
+                || now.mtime() != at_open.mtime()
+                || now.mtime_nsec() != at_open.mtime_nsec()
+            {
+                let detail = format!(
+                    "changed while read (size {} at open, {} after); stored the {size} bytes present at open",
+                    size,
+                    now.len()
+                );
+                self.warn(rel, WarningKind::ChangedDuringRead, detail);
+            }
+        }
+        Ok(())
+    }
+
+    fn warn(&mut self, rel: &Path, kind: WarningKind, detail: String) {
+        tracing::warn!(path = %rel.display(), ?kind, "{detail}");
+        self.outcome.warnings.push(Warning {
+            path: rel.display().to_string(),
+            kind,
+            detail,
+        });
+    }
+
+    fn warn_io(&mut self, rel: &Path, e: &io::Error) {
+        let kind = if e.kind() == io::ErrorKind::NotFound {
+            WarningKind::Vanished
+        } else {
+            WarningKind::Unreadable
+        };
+        self.warn(rel, kind, e.to_string());
+    }
+}
+
+fn write_err(rel: &Path) -> impl FnOnce(io::Error) -> VolumeError + '_ {
+    move |source| VolumeError::Write {
+        path: rel.display().to_string(),
+        source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn entries(tar: &[u8]) -> Vec<(String, EntryType, u64)> {
+        let mut archive = tar::Archive::new(tar);
+        archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (
+                    e.path().unwrap().display().to_string(),
+                    e.header().entry_type(),
+                    e.size(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn archives_files_links_and_folders_in_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        fs::create_dir_all(root.join("b/empty")).unwrap();
+        fs::write(root.join("a.txt"), b"hello").unwrap();
+        fs::hard_link(root.join("a.txt"), root.join("b/hard")).unwrap();
+        symlink("../a.txt", root.join("b/soft")).unwrap();
+        let (tar, outcome) = write_volume_tar(root, Vec::new()).unwrap();
+        let names: Vec<_> = entries(&tar)
+            .into_iter()
+            .map(|(n, t, s)| format!("{n} {t:?} {s}"))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ".",
+                "a.txt Regular 5",
+                "b",
+                "b/empty",
+                "b/hard Link 0",
+                "b/soft Symlink 0"
+            ]
+            .map(|s| if s.contains(' ') {
+                s.to_string()
+            } else {
+                format!("{s} Directory 0")
+            })
+        );
+        assert!(outcome.warnings.is_empty());
+        assert_eq!(
+            (
+                outcome.stats.files,
+                outcome.stats.hard_links,
+                outcome.stats.symlinks
+            ),
+            (1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn special_files_are_skipped_with_a_warning() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fifo = tmp.path().join("pipe");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let (_, outcome) = write_volume_tar(tmp.path(), Vec::new()).unwrap();
+        assert_eq!(outcome.warnings.len(), 1);
+        assert_eq!(outcome.warnings[0].kind, WarningKind::SkippedSpecialFile);
+    }
+
+    #[test]
+    fn a_missing_root_is_an_error_naming_it() {
+        let err = write_volume_tar(Path::new("/no/such/dir"), Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("/no/such/dir"));
+    }
+}

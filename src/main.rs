@@ -1,0 +1,227 @@
+//! `deis-backup`: command-line parsing and dispatch only; the work lives in the library.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use deis_backup::commands::{self, RestoreArgs};
+use deis_backup::config::LoadOptions;
+use deis_backup::store::{JobKind, SetSelector};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+const EXAMPLES: &str = "\
+Examples:
+  # back up a folder to a local destination (no etcd, no Docker needed)
+  deis-backup backup volume --volume-path ./store --destination file://./backups
+  deis-backup list --destination file://./backups
+  deis-backup verify latest --destination file://./backups
+  deis-backup restore latest --only volume --volume-path ./restored --destination file://./backups
+
+Configuration layers, lowest first: built-in defaults < --config FILE (TOML) < etcd <
+DEIS_BACKUP_* environment (e.g. DEIS_BACKUP_DESTINATION__URL) < flags.
+Exit codes: 0 success, 1 failure, 2 usage error or not available in this version.";
+
+/// Backups of a Deis v1 cluster: gateway buckets, store volume, database, etcd.
+#[derive(Parser)]
+#[command(name = "deis-backup", version, after_help = EXAMPLES)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct GlobalArgs {
+    /// Configuration file (TOML, see the README for every key).
+    #[arg(long, global = true, env = "DEIS_BACKUP_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// etcd endpoint(s), comma-separated (overrides the file and ETCD / DEIS_BACKUP_ETCD).
+    #[arg(long, global = true, value_name = "URL")]
+    etcd: Option<String>,
+    /// Where backup sets live: file:///path, file://./relative or s3://bucket/prefix.
+    #[arg(long, global = true, value_name = "URL")]
+    destination: Option<String>,
+    /// The folder the volume job backs up and restores (default /var/lib/deis/store).
+    #[arg(long, global = true, value_name = "DIR")]
+    volume_path: Option<PathBuf>,
+    /// zstd compression level, 1 (fastest) to 19 (smallest); default 3.
+    #[arg(long, global = true, value_name = "N")]
+    compression_level: Option<i64>,
+    /// Log filter: error, warn, info, debug, trace (or a tracing filter expression).
+    #[arg(
+        long,
+        global = true,
+        env = "DEIS_BACKUP_LOG",
+        default_value = "info",
+        value_name = "LEVEL"
+    )]
+    log_level: String,
+}
+
+impl GlobalArgs {
+    fn load_options(&self) -> LoadOptions {
+        let mut overrides: Vec<(&'static str, config::Value)> = Vec::new();
+        if let Some(etcd) = &self.etcd {
+            let endpoints: Vec<String> = etcd.split(',').map(|s| s.trim().to_string()).collect();
+            overrides.push(("etcd.endpoints", endpoints.into()));
+        }
+        if let Some(url) = &self.destination {
+            overrides.push(("destination.url", url.as_str().into()));
+        }
+        if let Some(path) = &self.volume_path {
+            overrides.push(("volume.path", path.to_string_lossy().as_ref().into()));
+        }
+        if let Some(level) = self.compression_level {
+            overrides.push(("compression.level", level.into()));
+        }
+        LoadOptions::from_process_env(self.config.clone(), overrides)
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon: every job on its cron schedule, metrics, live reconfiguration.
+    #[command(after_help = "Example:\n  deis-backup run --config /etc/deis-backup.toml")]
+    Run,
+    /// Run one backup now, in the foreground; exit 0 only if it succeeded.
+    #[command(
+        after_help = "Example:\n  deis-backup backup volume --volume-path /var/lib/deis/store --destination file:///var/backups/deis"
+    )]
+    Backup {
+        /// The job to run, or `all` for every job.
+        job: JobArg,
+    },
+    /// List the complete backup sets at the destination (sets without a manifest never show).
+    #[command(after_help = "Example:\n  deis-backup list --job volume --json")]
+    List {
+        /// Only sets of this job.
+        #[arg(long, value_name = "JOB")]
+        job: Option<JobKind>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-read a set and check every artifact against its manifest (size, sha256, decoding).
+    #[command(
+        after_help = "Example:\n  deis-backup verify latest --job volume\n  deis-backup verify volume/20261125T034500Z-3fa9c1"
+    )]
+    Verify {
+        /// JOB/RUN-ID as `list` shows it, a bare RUN-ID, or `latest`.
+        #[arg(default_value = "latest")]
+        set: SetSelector,
+        /// With `latest`: the newest set of this job.
+        #[arg(long, value_name = "JOB")]
+        job: Option<JobKind>,
+    },
+    /// Restore a set (or the latest set of each job) into this cluster.
+    #[command(
+        after_help = "Example:\n  deis-backup restore latest --only volume --volume-path /var/lib/deis/store --dry-run\n\n\
+Volume restore keeps owners, modes and mtimes, refuses entries that would write outside the\n\
+target (absolute paths, `..`, escaping links, device nodes), and refuses a non-empty target\n\
+unless --force is given."
+    )]
+    Restore {
+        /// JOB/RUN-ID as `list` shows it, a bare RUN-ID, or `latest`.
+        #[arg(default_value = "latest")]
+        set: SetSelector,
+        /// Only these jobs (comma-separated): gateway, volume, database, etcd.
+        #[arg(long, value_delimiter = ',', value_name = "JOBS")]
+        only: Vec<JobKind>,
+        /// Read and check everything, print the plan, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Restore over a target that is not empty.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Delete sets that the retention policy no longer keeps.
+    #[command(after_help = "Example:\n  deis-backup prune --dry-run")]
+    Prune {
+        /// Print what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Show or check the effective configuration (secrets shown as ***).
+    #[command(after_help = "Example:\n  deis-backup config show --config /etc/deis-backup.toml")]
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Print the effective configuration as TOML, secrets redacted.
+    Show,
+    /// Validate the configuration; exit non-zero on any problem.
+    Check,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum JobArg {
+    Gateway,
+    Volume,
+    Database,
+    Etcd,
+    All,
+}
+
+impl JobArg {
+    fn jobs(self) -> Vec<JobKind> {
+        match self {
+            JobArg::Gateway => vec![JobKind::Gateway],
+            JobArg::Volume => vec![JobKind::Volume],
+            JobArg::Database => vec![JobKind::Database],
+            JobArg::Etcd => vec![JobKind::Etcd],
+            JobArg::All => JobKind::ALL.to_vec(),
+        }
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.global.log_level);
+    let options = cli.global.load_options();
+    let result = match cli.command {
+        Command::Run => Ok(commands::not_available("`run` (the scheduling daemon)")),
+        Command::Prune { .. } => Ok(commands::not_available("`prune` (retention)")),
+        Command::Backup { job } => commands::backup(&options, &job.jobs()),
+        Command::List { job, json } => commands::list(&options, job, json),
+        Command::Verify { set, job } => commands::verify(&options, &set, job),
+        Command::Restore {
+            set,
+            only,
+            dry_run,
+            force,
+        } => commands::restore(
+            &options,
+            &RestoreArgs {
+                selector: set,
+                only,
+                dry_run,
+                force,
+            },
+        ),
+        Command::Config {
+            action: ConfigAction::Show,
+        } => commands::config_show(&options),
+        Command::Config {
+            action: ConfigAction::Check,
+        } => commands::config_check(&options),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("deis-backup: error: {e:#}");
+        ExitCode::from(commands::EXIT_FAILURE)
+    })
+}

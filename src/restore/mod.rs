@@ -1,0 +1,108 @@
+//! Restoring backup sets: checks before writing anything, then one step per job.
+
+mod extract;
+mod safe_path;
+
+pub use extract::{extract_tar, ExtractReport};
+
+use crate::io_util::HashingReader;
+use crate::jobs::VOLUME_ARTIFACT;
+use crate::store::{Destination, Manifest, SetRef, StoreError};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Why a restore failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("restore target {0} is not empty; pass --force to restore over what is there")]
+    TargetNotEmpty(PathBuf),
+    #[error("restore target {path} cannot be used")]
+    Target {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot read the archive {artifact} of {set}")]
+    Archive {
+        set: SetRef,
+        artifact: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("set {set} has no artifact {artifact} in its manifest")]
+    NotInManifest { set: SetRef, artifact: String },
+    #[error("artifact {artifact} of {set} does not match its manifest ({detail}); what was restored may be damaged")]
+    Corrupt {
+        set: SetRef,
+        artifact: String,
+        detail: String,
+    },
+}
+
+/// Restores a `volume` set into `target` (created when missing).
+pub fn restore_volume(
+    dest: &dyn Destination,
+    manifest: &Manifest,
+    target: &Path,
+    dry_run: bool,
+    force: bool,
+) -> Result<ExtractReport, RestoreError> {
+    let set = SetRef {
+        job: manifest.job,
+        run_id: manifest.run_id.clone(),
+    };
+    let artifact =
+        manifest
+            .artifact(VOLUME_ARTIFACT)
+            .ok_or_else(|| RestoreError::NotInManifest {
+                set: set.clone(),
+                artifact: VOLUME_ARTIFACT.into(),
+            })?;
+    if !dry_run {
+        prepare_target(target, force)?;
+    }
+    let archive_err = |source| RestoreError::Archive {
+        set: set.clone(),
+        artifact: artifact.name.clone(),
+        source,
+    };
+    let mut hashing = HashingReader::new(dest.open_artifact(&set, &artifact.name)?);
+    let decoder = zstd::stream::read::Decoder::new(&mut hashing)
+        .map_err(archive_err)?
+        .single_frame();
+    let report = extract_tar(decoder, target, dry_run).map_err(archive_err)?;
+    let (size, sha256) = hashing.finish().map_err(archive_err)?;
+    if size != artifact.size || sha256 != artifact.sha256 {
+        let detail = format!(
+            "read {size} bytes with sha256 {sha256}, manifest says {} bytes with {}",
+            artifact.size, artifact.sha256
+        );
+        return Err(RestoreError::Corrupt {
+            set,
+            artifact: artifact.name.clone(),
+            detail,
+        });
+    }
+    Ok(report)
+}
+
+fn prepare_target(target: &Path, force: bool) -> Result<(), RestoreError> {
+    let target_err = |source| RestoreError::Target {
+        path: target.to_path_buf(),
+        source,
+    };
+    match std::fs::read_dir(target) {
+        Ok(mut entries) => {
+            if entries.next().is_some() && !force {
+                return Err(RestoreError::TargetNotEmpty(target.to_path_buf()));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(target).map_err(target_err)
+        }
+        Err(e) => Err(target_err(e)),
+    }
+}

@@ -1,0 +1,383 @@
+//! A destination in a local directory (`file:///path`): temp name, fsync, rename; manifest last.
+//!
+//! Layout: `<root>/<job>/<run-id>/<artifacts>` plus `manifest.json` once complete. While a set
+//! is written, `<root>/<job>/.<run-id>.in-progress` is held locked by the writer, so a sweep
+//! from another process can tell a live writer from a crashed one (the kernel drops the lock
+//! when the writer dies, even by `kill -9`).
+
+use super::{ArtifactSink, Destination, JobKind, PendingSet, SetRef, StoreError, MANIFEST_NAME};
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+const PARTIAL_SUFFIX: &str = ".partial";
+const IN_PROGRESS_SUFFIX: &str = ".in-progress";
+
+/// Backup sets in a directory of this host.
+pub struct LocalDestination {
+    root: PathBuf,
+}
+
+impl LocalDestination {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    fn job_dir(&self, job: JobKind) -> PathBuf {
+        self.root.join(job.as_str())
+    }
+
+    fn set_dir(&self, set: &SetRef) -> PathBuf {
+        self.root.join(set.dir())
+    }
+
+    fn lock_path(&self, set: &SetRef) -> PathBuf {
+        self.job_dir(set.job)
+            .join(format!(".{}{IN_PROGRESS_SUFFIX}", set.run_id))
+    }
+
+    /// True when some live process holds the set's in-progress lock.
+    fn is_being_written(&self, set: &SetRef) -> bool {
+        match File::open(self.lock_path(set)) {
+            Ok(file) => file.try_lock().is_err(),
+            Err(_) => false,
+        }
+    }
+
+    fn sweep_set(&self, set: &SetRef) -> Result<bool, StoreError> {
+        let dir = self.set_dir(set);
+        if dir.join(MANIFEST_NAME).exists() {
+            remove_partial_files(&dir)?;
+            return Ok(false);
+        }
+        if self.is_being_written(set) {
+            return Ok(false);
+        }
+        fs::remove_dir_all(&dir).map_err(StoreError::io("remove incomplete backup set", &dir))?;
+        let _ = fs::remove_file(self.lock_path(set));
+        Ok(true)
+    }
+}
+
+impl Destination for LocalDestination {
+    fn describe(&self) -> String {
+        format!("file://{}", self.root.display())
+    }
+
+    fn sweep_incomplete(&self) -> Result<Vec<String>, StoreError> {
+        let mut removed = Vec::new();
+        for set in self.list_sets(None)? {
+            if self.sweep_set(&set)? {
+                removed.push(set.to_string());
+            }
+        }
+        for job in JobKind::ALL {
+            remove_stale_locks(&self.job_dir(job))?;
+        }
+        Ok(removed)
+    }
+
+    fn begin_set(&self, set: &SetRef) -> Result<Box<dyn PendingSet>, StoreError> {
+        let job_dir = self.job_dir(set.job);
+        fs::create_dir_all(&job_dir).map_err(|e| StoreError::NotWritable {
+            destination: self.describe(),
+            reason: format!("cannot create {}: {e}", job_dir.display()),
+        })?;
+        let lock_path = self.lock_path(set);
+        let lock = File::create_new(&lock_path).map_err(|e| match e.kind() {
+            io::ErrorKind::AlreadyExists => StoreError::SetExists(set.clone()),
+            _ => StoreError::NotWritable {
+                destination: self.describe(),
+                reason: format!("cannot create {}: {e}", lock_path.display()),
+            },
+        })?;
+        lock.try_lock().map_err(|e| StoreError::Io {
+            action: "lock",
+            path: lock_path.clone(),
+            source: io::Error::other(e.to_string()),
+        })?;
+        let dir = self.set_dir(set);
+        let pending = LocalPendingSet {
+            dir: dir.clone(),
+            lock_path,
+            _lock: lock,
+            completed: false,
+        };
+        fs::create_dir(&dir).map_err(StoreError::io("create backup set folder", &dir))?;
+        Ok(Box::new(pending))
+    }
+
+    fn list_sets(&self, job: Option<JobKind>) -> Result<Vec<SetRef>, StoreError> {
+        let mut sets = Vec::new();
+        for job in JobKind::ALL
+            .into_iter()
+            .filter(|j| job.is_none_or(|want| want == *j))
+        {
+            let dir = self.job_dir(job);
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(StoreError::io("list", &dir)(e)),
+            };
+            for entry in entries {
+                let entry = entry.map_err(StoreError::io("list", &dir))?;
+                let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+                    continue;
+                };
+                if let Ok(run_id) = name.parse() {
+                    if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        sets.push(SetRef { job, run_id });
+                    }
+                }
+            }
+        }
+        Ok(sets)
+    }
+
+    fn read_manifest(&self, set: &SetRef) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.set_dir(set).join(MANIFEST_NAME);
+        match fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::io("read manifest", &path)(e)),
+        }
+    }
+
+    fn open_artifact(&self, set: &SetRef, name: &str) -> Result<Box<dyn Read + Send>, StoreError> {
+        let path = self.set_dir(set).join(name);
+        match File::open(&path) {
+            Ok(file) => Ok(Box::new(file)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::MissingArtifact {
+                set: set.clone(),
+                name: name.into(),
+            }),
+            Err(e) => Err(StoreError::io("open artifact", &path)(e)),
+        }
+    }
+
+    fn delete_set(&self, set: &SetRef) -> Result<(), StoreError> {
+        let dir = self.set_dir(set);
+        let manifest = dir.join(MANIFEST_NAME);
+        match fs::remove_file(&manifest) {
+            Ok(()) => sync_dir(&dir)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::io("delete manifest", &manifest)(e)),
+        }
+        fs::remove_dir_all(&dir).map_err(StoreError::io("delete backup set", &dir))
+    }
+}
+
+struct LocalPendingSet {
+    dir: PathBuf,
+    lock_path: PathBuf,
+    /// Held (locked) until the set is complete or abandoned.
+    _lock: File,
+    completed: bool,
+}
+
+impl PendingSet for LocalPendingSet {
+    fn create_artifact(&mut self, name: &str) -> Result<Box<dyn ArtifactSink>, StoreError> {
+        assert!(
+            !name.contains('/') && !name.starts_with('.'),
+            "artifact names are plain file names"
+        );
+        let partial = self.dir.join(format!(".{name}{PARTIAL_SUFFIX}"));
+        let file =
+            File::create_new(&partial).map_err(StoreError::io("create artifact", &partial))?;
+        Ok(Box::new(LocalSink {
+            file: Some(file),
+            bytes: 0,
+            partial,
+            path: self.dir.join(name),
+        }))
+    }
+
+    fn complete(mut self: Box<Self>, manifest: &[u8]) -> Result<(), StoreError> {
+        let partial = self.dir.join(format!(".{MANIFEST_NAME}{PARTIAL_SUFFIX}"));
+        let mut file =
+            File::create_new(&partial).map_err(StoreError::io("create manifest", &partial))?;
+        file.write_all(manifest)
+            .map_err(StoreError::io("write manifest", &partial))?;
+        file.sync_all()
+            .map_err(StoreError::io("sync manifest", &partial))?;
+        let path = self.dir.join(MANIFEST_NAME);
+        fs::rename(&partial, &path).map_err(StoreError::io("rename manifest into place", &path))?;
+        sync_dir(&self.dir)?;
+        if let Some(job_dir) = self.dir.parent() {
+            sync_dir(job_dir)?;
+        }
+        self.completed = true;
+        let _ = fs::remove_file(&self.lock_path);
+        Ok(())
+    }
+}
+
+impl Drop for LocalPendingSet {
+    fn drop(&mut self) {
+        if !self.completed {
+            let _ = fs::remove_dir_all(&self.dir);
+            let _ = fs::remove_file(&self.lock_path);
+        }
+    }
+}
+
+struct LocalSink {
+    file: Option<File>,
+    bytes: u64,
+    partial: PathBuf,
+    path: PathBuf,
+}
+
+impl Write for LocalSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let file = self.file.as_mut().expect("sink written after finish");
+        let n = file.write(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.file.as_mut().map_or(Ok(()), |f| f.flush())
+    }
+}
+
+impl ArtifactSink for LocalSink {
+    fn finish(mut self: Box<Self>) -> Result<u64, StoreError> {
+        let file = self.file.take().expect("finish called once");
+        file.sync_all()
+            .map_err(StoreError::io("sync artifact", &self.partial))?;
+        drop(file);
+        fs::rename(&self.partial, &self.path)
+            .map_err(StoreError::io("rename artifact into place", &self.path))?;
+        Ok(self.bytes)
+    }
+}
+
+impl Drop for LocalSink {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = fs::remove_file(&self.partial);
+        }
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(StoreError::io("sync folder", dir))
+}
+
+/// Removes `*.partial` leftovers inside a complete set (an interrupted manifest rewrite).
+fn remove_partial_files(dir: &Path) -> Result<(), StoreError> {
+    for entry in fs::read_dir(dir)
+        .map_err(StoreError::io("list", dir))?
+        .flatten()
+    {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .ends_with(PARTIAL_SUFFIX)
+        {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+    Ok(())
+}
+
+/// Removes in-progress lock files that no live process holds and whose set is gone.
+fn remove_stale_locks(job_dir: &Path) -> Result<(), StoreError> {
+    let Ok(entries) = fs::read_dir(job_dir) else {
+        return Ok(());
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(run) = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(IN_PROGRESS_SUFFIX))
+        else {
+            continue;
+        };
+        let unlocked = File::open(entry.path()).is_ok_and(|f| f.try_lock().is_ok());
+        if unlocked && !job_dir.join(run).exists() {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{list_complete, RunId};
+
+    fn set(job: JobKind) -> SetRef {
+        SetRef {
+            job,
+            run_id: RunId::new(chrono::Utc::now()),
+        }
+    }
+
+    #[test]
+    fn a_set_is_listed_only_once_its_manifest_is_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = LocalDestination::new(tmp.path());
+        let s = set(JobKind::Volume);
+        let mut pending = dest.begin_set(&s).unwrap();
+        let mut sink = pending.create_artifact("a.bin").unwrap();
+        sink.write_all(b"hello").unwrap();
+        assert_eq!(sink.finish().unwrap(), 5);
+        assert_eq!(dest.list_sets(None).unwrap(), vec![s.clone()]);
+        assert!(dest.read_manifest(&s).unwrap().is_none());
+        // another process sweeping now must leave the live set alone
+        assert!(dest.sweep_incomplete().unwrap().is_empty());
+        pending.complete(b"{}").unwrap();
+        assert_eq!(dest.read_manifest(&s).unwrap().unwrap(), b"{}");
+        let mut data = String::new();
+        dest.open_artifact(&s, "a.bin")
+            .unwrap()
+            .read_to_string(&mut data)
+            .unwrap();
+        assert_eq!(data, "hello");
+        assert!(!dest.lock_path(&s).exists());
+    }
+
+    #[test]
+    fn an_abandoned_set_leaves_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = LocalDestination::new(tmp.path());
+        let s = set(JobKind::Volume);
+        let mut pending = dest.begin_set(&s).unwrap();
+        let mut sink = pending.create_artifact("a.bin").unwrap();
+        sink.write_all(b"partial").unwrap();
+        drop(sink);
+        drop(pending);
+        assert!(dest.list_sets(None).unwrap().is_empty());
+        assert_eq!(fs::read_dir(tmp.path().join("volume")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn sweep_removes_sets_whose_writer_is_gone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = LocalDestination::new(tmp.path());
+        let s = set(JobKind::Volume);
+        // what a killed writer leaves: a folder, a partial artifact, an unlocked lock file
+        fs::create_dir_all(tmp.path().join(s.dir())).unwrap();
+        fs::write(tmp.path().join(s.dir()).join(".x.partial"), b"junk").unwrap();
+        fs::write(dest.lock_path(&s), b"").unwrap();
+        assert_eq!(dest.sweep_incomplete().unwrap(), vec![s.to_string()]);
+        assert!(!tmp.path().join(s.dir()).exists());
+        assert!(!dest.lock_path(&s).exists());
+    }
+
+    #[test]
+    fn corrupt_manifests_are_reported_not_listed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dest = LocalDestination::new(tmp.path());
+        let s = set(JobKind::Volume);
+        dest.begin_set(&s).unwrap().complete(b"{ not json").unwrap();
+        let listing = list_complete(&dest, None).unwrap();
+        assert!(listing.complete.is_empty());
+        assert_eq!(listing.unreadable.len(), 1);
+        assert!(listing.unreadable[0].1.contains("corrupt"));
+    }
+}

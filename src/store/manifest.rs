@@ -1,0 +1,170 @@
+//! The manifest of a backup set: written last, it is what makes a set complete.
+
+use super::{JobKind, RunId};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Version of the manifest format written by this build.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The file name of the manifest inside a set's folder.
+pub const MANIFEST_NAME: &str = "manifest.json";
+
+/// Everything known about one complete backup set. Holds no secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format_version: u32,
+    pub job: JobKind,
+    pub run_id: RunId,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub host: String,
+    pub tool: ToolInfo,
+    /// What was backed up, e.g. `{"kind": "volume", "path": "/var/lib/deis/store"}`.
+    pub source: serde_json::Value,
+    pub artifacts: Vec<Artifact>,
+    #[serde(default)]
+    pub warnings: Vec<Warning>,
+    /// Job-specific counters (files, bytes read, ...).
+    #[serde(default)]
+    pub stats: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolInfo {
+    pub name: String,
+    pub version: String,
+}
+
+impl ToolInfo {
+    pub fn this_build() -> Self {
+        Self {
+            name: env!("CARGO_PKG_NAME").into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+        }
+    }
+}
+
+/// One file of a set, as stored at the destination.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Artifact {
+    pub name: String,
+    /// Bytes stored (after compression).
+    pub size: u64,
+    /// sha256 of the stored bytes, hex.
+    pub sha256: String,
+    /// `zstd` or `none`.
+    pub compression: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression_level: Option<i32>,
+    /// Bytes before compression.
+    pub uncompressed_size: u64,
+    /// What the uncompressed bytes are: `tar`, `sql`, `json`.
+    pub content: String,
+}
+
+/// Something the run noticed but that did not fail it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    /// Path (relative to the source) or object key the warning is about.
+    pub path: String,
+    pub kind: WarningKind,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WarningKind {
+    /// Size or mtime changed while the file was read; stored with its length at open.
+    ChangedDuringRead,
+    /// The file shrank while read; the missing tail is stored as zeros.
+    TruncatedDuringRead,
+    /// Listed, then gone before it could be read.
+    Vanished,
+    /// Could not be opened or read (permissions, I/O error).
+    Unreadable,
+    /// A socket, FIFO or device node: not something a backup can carry.
+    SkippedSpecialFile,
+}
+
+impl Manifest {
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut bytes = serde_json::to_vec_pretty(self).expect("a manifest always serializes");
+        bytes.push(b'\n');
+        bytes
+    }
+
+    /// Parses a manifest, refusing formats newer than this build understands.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
+        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if manifest.format_version > FORMAT_VERSION {
+            return Err(format!(
+                "manifest format {} is newer than this deis-backup understands ({FORMAT_VERSION})",
+                manifest.format_version
+            ));
+        }
+        Ok(manifest)
+    }
+
+    /// Total stored bytes of all artifacts.
+    pub fn stored_bytes(&self) -> u64 {
+        self.artifacts.iter().map(|a| a.size).sum()
+    }
+
+    pub fn artifact(&self, name: &str) -> Option<&Artifact> {
+        self.artifacts.iter().find(|a| a.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        Manifest {
+            format_version: FORMAT_VERSION,
+            job: JobKind::Volume,
+            run_id: "20261125T034500Z-abcdef".parse().unwrap(),
+            started_at: Utc::now(),
+            finished_at: Utc::now(),
+            host: "node-1".into(),
+            tool: ToolInfo::this_build(),
+            source: serde_json::json!({"kind": "volume", "path": "/var/lib/deis/store"}),
+            artifacts: vec![Artifact {
+                name: "store.tar.zst".into(),
+                size: 10,
+                sha256: "00".repeat(32),
+                compression: "zstd".into(),
+                compression_level: Some(3),
+                uncompressed_size: 20,
+                content: "tar".into(),
+            }],
+            warnings: vec![Warning {
+                path: "logs/a.log".into(),
+                kind: WarningKind::ChangedDuringRead,
+                detail: "grew".into(),
+            }],
+            stats: Default::default(),
+        }
+    }
+
+    #[test]
+    fn manifest_round_trips_through_json() {
+        let m = sample();
+        assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
+        assert!(String::from_utf8(m.to_json())
+            .unwrap()
+            .contains("\"changed_during_read\""));
+    }
+
+    #[test]
+    fn truncated_or_future_manifests_are_refused() {
+        let json = sample().to_json();
+        assert!(Manifest::from_json(&json[..json.len() / 2]).is_err());
+        let mut future = sample();
+        future.format_version = FORMAT_VERSION + 1;
+        assert!(Manifest::from_json(&future.to_json())
+            .unwrap_err()
+            .contains("newer"));
+    }
+}

@@ -1,0 +1,113 @@
+//! Artifact destinations: where backup sets are written, listed, read and deleted.
+//!
+//! A set is written through a [`PendingSet`]: artifacts first, the manifest last. A set
+//! without a manifest is incomplete: it is never listed, restored or counted as a success,
+//! and [`Destination::sweep_incomplete`] removes it once its writer is gone.
+
+mod catalog;
+mod local;
+mod manifest;
+mod run_id;
+
+pub use catalog::{find_set, list_complete, Listing, SetSelector};
+pub use local::LocalDestination;
+pub use manifest::{
+    Artifact, Manifest, ToolInfo, Warning, WarningKind, FORMAT_VERSION, MANIFEST_NAME,
+};
+pub use run_id::{JobKind, RunId, SetRef};
+
+use crate::config::{DestinationUrl, Settings};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+/// What went wrong at a destination, and where.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot {action} {path}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("destination {destination} is not writable: {reason}")]
+    NotWritable { destination: String, reason: String },
+    #[error("backup set {0} already exists at the destination")]
+    SetExists(SetRef),
+    #[error("backup set {set} has no artifact {name}")]
+    MissingArtifact { set: SetRef, name: String },
+    #[error(
+        "{0} destinations are not available in this version yet (planned: S3 destination issue)"
+    )]
+    NotAvailable(&'static str),
+    #[error("destination URL {url:?} is invalid: {reason}")]
+    BadUrl { url: String, reason: String },
+}
+
+impl StoreError {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| StoreError::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}
+
+/// A place that holds backup sets.
+pub trait Destination: Send + Sync {
+    /// A description for messages (never contains a secret).
+    fn describe(&self) -> String;
+
+    /// Removes what interrupted runs left behind: temporary files and sets without a manifest
+    /// whose writer is gone. Returns the sets removed.
+    fn sweep_incomplete(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Starts writing a new set. Dropping the returned [`PendingSet`] without completing it
+    /// removes everything it wrote.
+    fn begin_set(&self, set: &SetRef) -> Result<Box<dyn PendingSet>, StoreError>;
+
+    /// Every set folder present, complete or not, optionally of one job only.
+    fn list_sets(&self, job: Option<JobKind>) -> Result<Vec<SetRef>, StoreError>;
+
+    /// The manifest bytes of a set, or `None` when the set has none (incomplete).
+    fn read_manifest(&self, set: &SetRef) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Streams an artifact of a set.
+    fn open_artifact(&self, set: &SetRef, name: &str) -> Result<Box<dyn Read + Send>, StoreError>;
+
+    /// Deletes a whole set (manifest first, so that it stops counting as complete at once).
+    fn delete_set(&self, set: &SetRef) -> Result<(), StoreError>;
+}
+
+/// A set being written.
+pub trait PendingSet: Send {
+    /// Starts an artifact of the set; its bytes become visible only once finished.
+    fn create_artifact(&mut self, name: &str) -> Result<Box<dyn ArtifactSink>, StoreError>;
+
+    /// Writes the manifest durably, which makes the set complete.
+    fn complete(self: Box<Self>, manifest: &[u8]) -> Result<(), StoreError>;
+}
+
+/// The byte stream of one artifact. Dropping it unfinished discards what was written.
+pub trait ArtifactSink: Write + Send {
+    /// Makes the artifact durable; returns its size in bytes.
+    fn finish(self: Box<Self>) -> Result<u64, StoreError>;
+}
+
+/// Opens the destination named by the settings.
+pub fn open_destination(settings: &Settings) -> Result<Box<dyn Destination>, StoreError> {
+    let url = &settings.destination.url;
+    match DestinationUrl::parse(url) {
+        Ok(DestinationUrl::File(path)) => Ok(Box::new(LocalDestination::new(path))),
+        Ok(DestinationUrl::S3 { .. }) => Err(StoreError::NotAvailable("s3://")),
+        Err(reason) => Err(StoreError::BadUrl {
+            url: url.clone(),
+            reason,
+        }),
+    }
+}
