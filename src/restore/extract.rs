@@ -43,7 +43,7 @@ pub fn extract_tar(reader: impl Read, target: &Path, dry_run: bool) -> io::Resul
         let shown = raw_path.display().to_string();
         match plan_entry(&entry, &raw_path) {
             Err(reason) => {
-                tracing::error!(entry = %shown, "Refused archive entry: {reason}.");
+                tracing::debug!(entry = %shown, "Refused archive entry: {reason}.");
                 report.refused.push((shown, reason));
             }
             Ok(_) if dry_run => count(&mut report, entry.header().entry_type(), entry.size()),
@@ -51,7 +51,7 @@ pub fn extract_tar(reader: impl Read, target: &Path, dry_run: bool) -> io::Resul
                 if let Err(reason) =
                     write_entry(&mut entry, target, rel.as_deref(), &mut dirs, &mut report)
                 {
-                    tracing::error!(entry = %shown, "Refused archive entry: {reason}.");
+                    tracing::debug!(entry = %shown, "Refused archive entry: {reason}.");
                     report.refused.push((shown, reason));
                 }
             }

@@ -1,0 +1,121 @@
+//! Shared helpers of the integration tests: running the binary, building trees, data.
+#![allow(dead_code)]
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+/// The binary under test, with no configuration inherited from the environment.
+pub fn cli() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_deis-backup"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("DEIS_BACKUP_") || key == "ETCD" {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.env("DEIS_BACKUP_LOG", "info");
+    cmd
+}
+
+/// What a finished command printed and returned.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+
+    #[track_caller]
+    pub fn assert_ok(&self) -> &Self {
+        assert_eq!(self.code, 0, "command failed:\n{}", self.all());
+        self
+    }
+}
+
+impl From<Output> for Run {
+    fn from(out: Output) -> Self {
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
+/// Runs `deis-backup ARGS...` to completion.
+pub fn run(args: &[&str]) -> Run {
+    cli()
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run deis-backup")
+        .into()
+}
+
+/// Runs `deis-backup ARGS...` in the background.
+pub fn spawn(args: &[&str]) -> Child {
+    cli()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn")
+}
+
+/// `file://` URL of a local folder.
+pub fn file_url(dir: &Path) -> String {
+    format!("file://{}", dir.display())
+}
+
+/// Deterministic pseudo-random bytes (xorshift): incompressible, fast, no dependency.
+pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Writes a file, creating its folders.
+pub fn write(path: &Path, data: &[u8]) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut f = fs::File::create(path).unwrap();
+    f.write_all(data).unwrap();
+}
+
+/// Every set folder at a local destination (complete or not).
+pub fn set_dirs(dest: &Path, job: &str) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = match fs::read_dir(dest.join(job)) {
+        Ok(entries) => entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    dirs.sort();
+    dirs
+}
+
+/// Polls `condition` every 20 ms until it holds or `timeout_ms` passes.
+pub fn wait_until(timeout_ms: u64, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
+    while std::time::Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    condition()
+}
