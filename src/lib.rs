@@ -8,5 +8,6 @@ pub mod config;
 pub mod io_util;
 pub mod jobs;
 pub mod restore;
+pub mod runtime;
 pub mod store;
 pub mod verify;
