@@ -90,6 +90,9 @@ enum Command {
     Backup {
         /// The job to run, or `all` for every job.
         job: JobArg,
+        /// Create the S3 destination bucket when it does not exist.
+        #[arg(long)]
+        create_bucket: bool,
     },
     /// List the complete backup sets at the destination (sets without a manifest never show).
     #[command(after_help = "Example:\n  deis-backup list --job volume --json")]
@@ -196,7 +199,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run => Ok(commands::not_available("`run` (the scheduling daemon)")),
         Command::Prune { .. } => Ok(commands::not_available("`prune` (retention)")),
-        Command::Backup { job } => commands::backup(&options, &job.jobs()),
+        Command::Backup { job, create_bucket } => {
+            commands::backup(&options, &job.jobs(), create_bucket)
+        }
         Command::List { job, json } => commands::list(&options, job, json),
         Command::Verify { set, job } => commands::verify(&options, &set, job),
         Command::Restore {

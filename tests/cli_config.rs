@@ -61,10 +61,10 @@ fn subcommands_of_later_versions_say_so_and_exit_2() {
         );
     }
     let tmp = tempfile::tempdir().unwrap();
-    let r = run(&["backup", "database", "--destination", &file_url(tmp.path())]);
+    let r = run(&["backup", "gateway", "--destination", &file_url(tmp.path())]);
     assert_eq!(r.code, 2);
     assert!(
-        r.stderr.contains("database job is not available"),
+        r.stderr.contains("gateway job is not available"),
         "{}",
         r.all()
     );

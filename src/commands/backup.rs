@@ -1,15 +1,22 @@
 //! `deis-backup backup <job|all>`: one run now, in the foreground.
 
-use super::{human_bytes, load_settings, open_destination, EXIT_FAILURE, EXIT_NOT_AVAILABLE};
+use super::{
+    human_bytes, load_settings, open_destination_creating, EXIT_FAILURE, EXIT_NOT_AVAILABLE,
+};
 use crate::config::LoadOptions;
 use crate::jobs::run_backup;
 use crate::store::JobKind;
 use std::process::ExitCode;
 
 /// Runs the given jobs one after the other; exit 0 only if every one succeeded.
-pub fn backup(options: &LoadOptions, jobs: &[JobKind]) -> anyhow::Result<ExitCode> {
+/// `create_bucket` creates a missing S3 destination bucket first.
+pub fn backup(
+    options: &LoadOptions,
+    jobs: &[JobKind],
+    create_bucket: bool,
+) -> anyhow::Result<ExitCode> {
     let settings = load_settings(options)?;
-    let dest = open_destination(&settings)?;
+    let dest = open_destination_creating(&settings, create_bucket)?;
     match dest.sweep_incomplete() {
         Ok(removed) => {
             for set in removed {

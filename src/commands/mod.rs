@@ -46,6 +46,15 @@ pub fn open_destination(settings: &Settings) -> anyhow::Result<Box<dyn Destinati
     store::open_destination(settings).context("cannot open the backup destination")
 }
 
+/// Opens the configured destination, creating a missing S3 bucket when asked to.
+pub fn open_destination_creating(
+    settings: &Settings,
+    create_bucket: bool,
+) -> anyhow::Result<Box<dyn Destination>> {
+    store::open_destination_with(settings, store::OpenOptions { create_bucket })
+        .context("cannot open the backup destination")
+}
+
 /// `1536` -> `1.5 KiB`.
 pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

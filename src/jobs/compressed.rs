@@ -4,6 +4,11 @@ use crate::io_util::{CountingWriter, HashingWriter};
 use crate::store::{Artifact, ArtifactSink, StoreError};
 use std::io::{self, Write};
 
+/// Bytes each zstd worker compresses at a time. zstd's default at level 3 is 8 MiB, which
+/// with its buffer pools costs ~115 MiB of RSS on two workers; 2 MiB keeps the process near
+/// 40 MiB for about 1% larger output (measured on bench/volume.sh's 1 GiB tree).
+const MT_JOB_SIZE: u32 = 2 << 20;
+
 /// An artifact being written compressed. Dropping it unfinished discards it.
 pub struct CompressedArtifact {
     name: String,
@@ -20,6 +25,7 @@ impl CompressedArtifact {
         encoder.include_checksum(true)?;
         if workers > 1 {
             encoder.multithread(workers)?;
+            encoder.set_parameter(zstd::stream::raw::CParameter::JobSize(MT_JOB_SIZE))?;
         }
         Ok(Self {
             name: name.into(),

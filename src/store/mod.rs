@@ -8,6 +8,7 @@ mod catalog;
 mod local;
 mod manifest;
 mod run_id;
+mod s3;
 
 pub use catalog::{find_set, list_complete, Listing, SetSelector};
 pub use local::LocalDestination;
@@ -15,6 +16,7 @@ pub use manifest::{
     Artifact, Manifest, ToolInfo, Warning, WarningKind, FORMAT_VERSION, MANIFEST_NAME,
 };
 pub use run_id::{JobKind, RunId, SetRef};
+pub use s3::{OpenOptions, S3Destination, S3Error};
 
 use crate::config::{DestinationUrl, Settings};
 use std::io::{Read, Write};
@@ -42,6 +44,8 @@ pub enum StoreError {
     NotAvailable(&'static str),
     #[error("destination URL {url:?} is invalid: {reason}")]
     BadUrl { url: String, reason: String },
+    #[error(transparent)]
+    S3(#[from] S3Error),
 }
 
 impl StoreError {
@@ -99,12 +103,25 @@ pub trait ArtifactSink: Write + Send {
     fn finish(self: Box<Self>) -> Result<u64, StoreError>;
 }
 
-/// Opens the destination named by the settings.
+/// Opens the destination named by the settings (for S3, after its health check).
 pub fn open_destination(settings: &Settings) -> Result<Box<dyn Destination>, StoreError> {
+    open_destination_with(settings, OpenOptions::default())
+}
+
+/// Opens the destination named by the settings, with `options` (e.g. create a missing bucket).
+pub fn open_destination_with(
+    settings: &Settings,
+    options: OpenOptions,
+) -> Result<Box<dyn Destination>, StoreError> {
     let url = &settings.destination.url;
     match DestinationUrl::parse(url) {
         Ok(DestinationUrl::File(path)) => Ok(Box::new(LocalDestination::new(path))),
-        Ok(DestinationUrl::S3 { .. }) => Err(StoreError::NotAvailable("s3://")),
+        Ok(DestinationUrl::S3 { bucket, prefix }) => Ok(Box::new(s3::open(
+            &bucket,
+            &prefix,
+            &settings.destination,
+            options,
+        )?)),
         Err(reason) => Err(StoreError::BadUrl {
             url: url.clone(),
             reason,

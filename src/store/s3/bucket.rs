@@ -1,0 +1,399 @@
+//! The few S3 calls the destination makes, as async methods that turn SDK errors into
+//! [`S3Error`]s naming the action and the object.
+
+use super::S3Error;
+use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
+use chrono::{DateTime, Utc};
+use std::future::Future;
+use std::sync::Arc;
+
+/// A client bound to one bucket.
+#[derive(Clone)]
+pub struct Bucket {
+    client: aws_sdk_s3::Client,
+    name: Arc<str>,
+}
+
+/// What HeadBucket said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BucketState {
+    Exists,
+    Forbidden,
+    Missing,
+}
+
+/// One level of a listing with delimiter `/`.
+#[derive(Debug, Default)]
+pub struct Folder {
+    /// Common prefixes (`.../name/`).
+    pub folders: Vec<String>,
+    /// Objects directly in the folder, with their last-modified time.
+    pub objects: Vec<(String, Option<DateTime<Utc>>)>,
+}
+
+/// An object being read.
+pub struct Object {
+    pub body: ByteStream,
+    pub last_modified: Option<DateTime<Utc>>,
+}
+
+/// An open multipart upload.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    pub key: String,
+    pub upload_id: String,
+    pub initiated: Option<DateTime<Utc>>,
+}
+
+fn failed<E>(
+    action: &'static str,
+    bucket: &str,
+    key: &str,
+    err: SdkError<E, impl std::fmt::Debug>,
+) -> S3Error
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    S3Error::Request {
+        action,
+        bucket: bucket.into(),
+        key: key.into(),
+        detail: DisplayErrorContext(&err).to_string(),
+    }
+}
+
+fn status<E>(err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Option<u16> {
+    err.raw_response().map(|r| r.status().as_u16())
+}
+
+fn to_chrono(t: Option<&aws_sdk_s3::primitives::DateTime>) -> Option<DateTime<Utc>> {
+    t.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
+}
+
+impl Bucket {
+    pub fn new(client: aws_sdk_s3::Client, name: &str) -> Self {
+        Self {
+            client,
+            name: name.into(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub async fn head_bucket(&self) -> Result<BucketState, S3Error> {
+        match self.client.head_bucket().bucket(&*self.name).send().await {
+            Ok(_) => Ok(BucketState::Exists),
+            Err(e) => match status(&e) {
+                Some(401 | 403) => Ok(BucketState::Forbidden),
+                Some(404) => Ok(BucketState::Missing),
+                _ => Err(failed("check bucket", &self.name, "", e)),
+            },
+        }
+    }
+
+    pub async fn create_bucket(&self) -> Result<(), S3Error> {
+        self.client
+            .create_bucket()
+            .bucket(&*self.name)
+            .send()
+            .await
+            .map_err(|e| failed("create bucket", &self.name, "", e))?;
+        Ok(())
+    }
+
+    pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), S3Error> {
+        self.client
+            .put_object()
+            .bucket(&*self.name)
+            .key(key)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| failed("write", &self.name, key, e))?;
+        Ok(())
+    }
+
+    /// Starts reading an object; `None` when it does not exist.
+    pub async fn get(&self, key: &str) -> Result<Option<Object>, S3Error> {
+        match self
+            .client
+            .get_object()
+            .bucket(&*self.name)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(Object {
+                last_modified: to_chrono(out.last_modified()),
+                body: out.body,
+            })),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) if status(&e) == Some(404) => Ok(None),
+            Err(e) => Err(failed("read", &self.name, key, e)),
+        }
+    }
+
+    /// Reads a small object (manifest, marker) whole.
+    pub async fn get_small(
+        &self,
+        key: &str,
+    ) -> Result<Option<(Vec<u8>, Option<DateTime<Utc>>)>, S3Error> {
+        let Some(object) = self.get(key).await? else {
+            return Ok(None);
+        };
+        let bytes = object
+            .body
+            .collect()
+            .await
+            .map_err(|source| S3Error::Body {
+                bucket: self.name.to_string(),
+                key: key.into(),
+                source,
+            })?;
+        Ok(Some((bytes.to_vec(), object.last_modified)))
+    }
+
+    pub async fn exists(&self, key: &str) -> Result<bool, S3Error> {
+        match self
+            .client
+            .head_object()
+            .bucket(&*self.name)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if status(&e) == Some(404) => Ok(false),
+            Err(e) => Err(failed("look up", &self.name, key, e)),
+        }
+    }
+
+    pub async fn delete(&self, key: &str) -> Result<(), S3Error> {
+        self.client
+            .delete_object()
+            .bucket(&*self.name)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| failed("delete", &self.name, key, e))?;
+        Ok(())
+    }
+
+    /// One level under `prefix` (which ends with `/`), every page.
+    pub async fn list_folder(&self, prefix: &str) -> Result<Folder, S3Error> {
+        let mut folder = Folder::default();
+        let mut token = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&*self.name)
+                .prefix(prefix)
+                .delimiter("/")
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| failed("list", &self.name, prefix, e))?;
+            folder.folders.extend(
+                page.common_prefixes()
+                    .iter()
+                    .filter_map(|p| p.prefix().map(str::to_owned)),
+            );
+            folder.objects.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| Some((o.key()?.to_owned(), to_chrono(o.last_modified())))),
+            );
+            match page.next_continuation_token() {
+                Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),
+                _ => return Ok(folder),
+            }
+        }
+    }
+
+    /// Every key under `prefix`, every page.
+    pub async fn list_all(&self, prefix: &str) -> Result<Vec<String>, S3Error> {
+        let mut keys = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&*self.name)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| failed("list", &self.name, prefix, e))?;
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
+            match page.next_continuation_token() {
+                Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),
+                _ => return Ok(keys),
+            }
+        }
+    }
+
+    /// Deletes `keys` with DeleteObjects, 1,000 a request.
+    pub async fn delete_many(&self, keys: Vec<String>) -> Result<(), S3Error> {
+        for chunk in keys.chunks(1000) {
+            let objects = chunk
+                .iter()
+                .map(|k| ObjectIdentifier::builder().key(k).build())
+                .collect::<Result<Vec<_>, _>>()
+                .and_then(|objects| {
+                    Delete::builder()
+                        .set_objects(Some(objects))
+                        .quiet(true)
+                        .build()
+                })
+                .map_err(|e| S3Error::Request {
+                    action: "delete objects under",
+                    bucket: self.name.to_string(),
+                    key: chunk[0].clone(),
+                    detail: e.to_string(),
+                })?;
+            let out = self
+                .client
+                .delete_objects()
+                .bucket(&*self.name)
+                .delete(objects)
+                .send()
+                .await
+                .map_err(|e| failed("delete objects under", &self.name, &chunk[0], e))?;
+            if let Some(err) = out.errors().first() {
+                return Err(S3Error::Request {
+                    action: "delete",
+                    bucket: self.name.to_string(),
+                    key: err.key().unwrap_or_default().into(),
+                    detail: format!(
+                        "{}: {}",
+                        err.code().unwrap_or("error"),
+                        err.message().unwrap_or_default()
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Every open multipart upload under `prefix`, every page.
+    pub async fn list_uploads(&self, prefix: &str) -> Result<Vec<Upload>, S3Error> {
+        let mut uploads = Vec::new();
+        let (mut key_marker, mut id_marker) = (None, None);
+        loop {
+            let page = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&*self.name)
+                .prefix(prefix)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(id_marker.take())
+                .send()
+                .await
+                .map_err(|e| failed("list multipart uploads under", &self.name, prefix, e))?;
+            uploads.extend(page.uploads().iter().filter_map(|u| {
+                Some(Upload {
+                    key: u.key()?.to_owned(),
+                    upload_id: u.upload_id()?.to_owned(),
+                    initiated: to_chrono(u.initiated()),
+                })
+            }));
+            if page.is_truncated() != Some(true) {
+                return Ok(uploads);
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            id_marker = page.next_upload_id_marker().map(str::to_owned);
+            if key_marker.is_none() {
+                return Ok(uploads);
+            }
+        }
+    }
+
+    pub async fn create_upload(&self, key: &str) -> Result<String, S3Error> {
+        let out = self
+            .client
+            .create_multipart_upload()
+            .bucket(&*self.name)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| failed("start a multipart upload of", &self.name, key, e))?;
+        out.upload_id.ok_or_else(|| S3Error::Request {
+            action: "start a multipart upload of",
+            bucket: self.name.to_string(),
+            key: key.into(),
+            detail: "the response has no upload id".into(),
+        })
+    }
+
+    /// Uploads one part; `'static` so that it can be spawned.
+    pub fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part_number: i32,
+        body: Vec<u8>,
+    ) -> impl Future<Output = Result<CompletedPart, S3Error>> + Send + 'static {
+        let request = self
+            .client
+            .upload_part()
+            .bucket(&*self.name)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(part_number)
+            .body(ByteStream::from(body));
+        let (bucket, key) = (self.name.to_string(), key.to_owned());
+        async move {
+            let out = request
+                .send()
+                .await
+                .map_err(|e| failed("upload a part of", &bucket, &key, e))?;
+            Ok(CompletedPart::builder()
+                .set_e_tag(out.e_tag)
+                .part_number(part_number)
+                .build())
+        }
+    }
+
+    pub async fn complete_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: Vec<CompletedPart>,
+    ) -> Result<(), S3Error> {
+        self.client
+            .complete_multipart_upload()
+            .bucket(&*self.name)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| failed("complete the multipart upload of", &self.name, key, e))?;
+        Ok(())
+    }
+
+    pub async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<(), S3Error> {
+        self.client
+            .abort_multipart_upload()
+            .bucket(&*self.name)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+            .map_err(|e| failed("abort the multipart upload of", &self.name, key, e))?;
+        Ok(())
+    }
+}

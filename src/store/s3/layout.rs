@@ -1,0 +1,289 @@
+//! Pure rules of the S3 destination: object keys, part sizes, and who counts as a dead writer.
+//!
+//! Layout (identical to the local destination):
+//! `<prefix>/<job>/<run-id>/<artifact>`, `<prefix>/<job>/<run-id>/manifest.json` written last,
+//! and `<prefix>/<job>/.<run-id>.in-progress`, the writer's marker, while the set is written.
+
+use crate::store::{JobKind, RunId, SetRef, MANIFEST_NAME};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Size of the first parts of a multipart upload.
+pub const BASE_PART_SIZE: usize = 8 << 20;
+/// Parts never grow beyond this, which bounds memory (about three parts per artifact).
+pub const MAX_PART_SIZE: usize = 64 << 20;
+/// S3 accepts at most this many parts per upload.
+pub const MAX_PARTS: i32 = 10_000;
+/// A marker not refreshed for this long belongs to a dead writer, whatever host it names.
+pub const STALE_AFTER: Duration = Duration::hours(24);
+/// How often a live writer refreshes its marker (on its next part upload).
+pub const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+const IN_PROGRESS_SUFFIX: &str = ".in-progress";
+
+/// Builds and parses the object keys under one `s3://bucket/prefix`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    /// `""` or `"prefix/"`.
+    root: String,
+}
+
+impl Keys {
+    /// Keys under `prefix` (no leading or trailing slash; may be empty).
+    pub fn new(prefix: &str) -> Self {
+        let prefix = prefix.trim_matches('/');
+        Self {
+            root: if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{prefix}/")
+            },
+        }
+    }
+
+    /// Everything of ours starts with this (`""` or `"prefix/"`).
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+
+    /// `<prefix>/<job>/`, listed with delimiter `/` to find the sets of a job.
+    pub fn job_prefix(&self, job: JobKind) -> String {
+        format!("{}{job}/", self.root)
+    }
+
+    /// `<prefix>/<job>/<run-id>/`, the folder of a set.
+    pub fn set_prefix(&self, set: &SetRef) -> String {
+        format!("{}{}/", self.root, set.dir())
+    }
+
+    /// The key of an artifact (or of the manifest) of a set.
+    pub fn artifact(&self, set: &SetRef, name: &str) -> String {
+        format!("{}{name}", self.set_prefix(set))
+    }
+
+    pub fn manifest(&self, set: &SetRef) -> String {
+        self.artifact(set, MANIFEST_NAME)
+    }
+
+    /// `<prefix>/<job>/.<run-id>.in-progress`.
+    pub fn marker(&self, set: &SetRef) -> String {
+        format!(
+            "{}.{}{IN_PROGRESS_SUFFIX}",
+            self.job_prefix(set.job),
+            set.run_id
+        )
+    }
+
+    /// The set a common prefix `<prefix>/<job>/<run-id>/` of a job listing names.
+    pub fn set_of_folder(&self, job: JobKind, folder: &str) -> Option<SetRef> {
+        let run = folder
+            .strip_prefix(&self.job_prefix(job))?
+            .strip_suffix('/')?;
+        Some(SetRef {
+            job,
+            run_id: run.parse().ok()?,
+        })
+    }
+
+    /// The set whose marker `key` is, if it is one.
+    pub fn set_of_marker(&self, job: JobKind, key: &str) -> Option<SetRef> {
+        let run = key
+            .strip_prefix(&self.job_prefix(job))?
+            .strip_prefix('.')?
+            .strip_suffix(IN_PROGRESS_SUFFIX)?;
+        Some(SetRef {
+            job,
+            run_id: run.parse::<RunId>().ok()?,
+        })
+    }
+
+    /// The set an object key `<prefix>/<job>/<run-id>/<name>` belongs to, if any.
+    pub fn set_of_key(&self, key: &str) -> Option<SetRef> {
+        let mut parts = key.strip_prefix(&self.root)?.splitn(3, '/');
+        let (job, run, name) = (parts.next()?, parts.next()?, parts.next()?);
+        if name.is_empty() {
+            return None;
+        }
+        Some(SetRef {
+            job: job.parse().ok()?,
+            run_id: run.parse().ok()?,
+        })
+    }
+}
+
+/// The size of part `part_number` (1-based) of a multipart upload: 8 MiB for the first 1,000
+/// parts, then doubling every 1,000 parts up to 64 MiB, so that an upload reaches about 500 GB
+/// within the 10,000 parts S3 allows while small artifacts keep small buffers.
+pub fn part_size(part_number: i32) -> usize {
+    let tier = (part_number.max(1) - 1) / 1000;
+    (BASE_PART_SIZE << tier.min(3)).min(MAX_PART_SIZE)
+}
+
+/// What a writer records in its in-progress marker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriterMarker {
+    pub host: String,
+    pub pid: u32,
+    pub started_at: DateTime<Utc>,
+}
+
+/// A marker as found at the destination.
+#[derive(Debug, Clone)]
+pub struct FoundMarker {
+    /// `None` when the body is not a marker we can read.
+    pub writer: Option<WriterMarker>,
+    /// When the marker was last written (server time): creation or the last heartbeat.
+    pub last_modified: DateTime<Utc>,
+}
+
+/// Whether the writer of a set may still be running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writer {
+    Alive,
+    Dead(&'static str),
+}
+
+/// The dead-writer rule. A set's writer is dead when
+/// 1. its in-progress marker is missing (a writer writes its marker before anything else, so
+///    a set or multipart upload without one was left by a writer that is gone), or
+/// 2. the marker names this host and a process id that is not running here, or
+/// 3. the marker was not written for [`STALE_AFTER`] (live writers refresh it every
+///    [`HEARTBEAT_EVERY`] while they upload), whatever host it names.
+///
+/// Otherwise the writer is taken to be alive and its set and uploads are left alone.
+pub fn writer_state(
+    marker: Option<&FoundMarker>,
+    this_host: &str,
+    pid_alive: impl Fn(u32) -> bool,
+    now: DateTime<Utc>,
+) -> Writer {
+    let Some(marker) = marker else {
+        return Writer::Dead("no in-progress marker");
+    };
+    if let Some(w) = &marker.writer {
+        if w.host == this_host && !pid_alive(w.pid) {
+            return Writer::Dead("its process is no longer running on this host");
+        }
+    }
+    if now - marker.last_modified > STALE_AFTER {
+        return Writer::Dead("its in-progress marker is older than 24 hours");
+    }
+    Writer::Alive
+}
+
+/// The rule for a multipart upload outside any set folder: dead once older than [`STALE_AFTER`].
+pub fn loose_upload_is_dead(initiated: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    now - initiated > STALE_AFTER
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set() -> SetRef {
+        "volume/20261125T034500Z-3fa9c1".parse().unwrap()
+    }
+
+    #[test]
+    fn keys_follow_the_local_layout() {
+        let k = Keys::new("cluster-a/");
+        assert_eq!(k.job_prefix(JobKind::Volume), "cluster-a/volume/");
+        assert_eq!(
+            k.artifact(&set(), "store.tar.zst"),
+            "cluster-a/volume/20261125T034500Z-3fa9c1/store.tar.zst"
+        );
+        assert_eq!(
+            k.manifest(&set()),
+            "cluster-a/volume/20261125T034500Z-3fa9c1/manifest.json"
+        );
+        assert_eq!(
+            k.marker(&set()),
+            "cluster-a/volume/.20261125T034500Z-3fa9c1.in-progress"
+        );
+        let bare = Keys::new("");
+        assert_eq!(bare.root(), "");
+        assert_eq!(bare.set_prefix(&set()), "volume/20261125T034500Z-3fa9c1/");
+    }
+
+    #[test]
+    fn keys_parse_back_to_their_set() {
+        let k = Keys::new("p/q");
+        assert_eq!(
+            k.set_of_folder(JobKind::Volume, &k.set_prefix(&set())),
+            Some(set())
+        );
+        assert_eq!(
+            k.set_of_marker(JobKind::Volume, &k.marker(&set())),
+            Some(set())
+        );
+        assert_eq!(
+            k.set_of_key(&k.artifact(&set(), "store.tar.zst")),
+            Some(set())
+        );
+        assert_eq!(k.set_of_key("p/q/gateway/objects/ab/cd"), None);
+        assert_eq!(k.set_of_key("p/q/volume/20261125T034500Z-3fa9c1/"), None);
+        assert_eq!(k.set_of_key("other/volume/20261125T034500Z-3fa9c1/x"), None);
+        assert_eq!(k.set_of_folder(JobKind::Volume, "p/q/volume/junk/"), None);
+        assert_eq!(k.set_of_marker(JobKind::Volume, "p/q/volume/x.txt"), None);
+    }
+
+    #[test]
+    fn parts_grow_in_tiers_and_stay_bounded() {
+        assert_eq!(part_size(1), 8 << 20);
+        assert_eq!(part_size(1000), 8 << 20);
+        assert_eq!(part_size(1001), 16 << 20);
+        assert_eq!(part_size(3001), 64 << 20);
+        assert_eq!(part_size(MAX_PARTS), MAX_PART_SIZE);
+        let total: u64 = (1..=MAX_PARTS).map(|n| part_size(n) as u64).sum();
+        assert!(total > 500 * 1000 * 1000 * 1000, "{total}");
+    }
+
+    #[test]
+    fn the_dead_writer_rule() {
+        let now = Utc::now();
+        let marker = |host: &str, pid: u32, age_h: i64| FoundMarker {
+            writer: Some(WriterMarker {
+                host: host.into(),
+                pid,
+                started_at: now,
+            }),
+            last_modified: now - Duration::hours(age_h),
+        };
+        let alive = |pid: u32| pid == 42;
+        assert!(matches!(
+            writer_state(None, "h", alive, now),
+            Writer::Dead(_)
+        ));
+        assert_eq!(
+            writer_state(Some(&marker("h", 42, 1)), "h", alive, now),
+            Writer::Alive
+        );
+        assert!(matches!(
+            writer_state(Some(&marker("h", 7, 0)), "h", alive, now),
+            Writer::Dead(_)
+        ));
+        // another host: we cannot see its processes, only the marker's age tells
+        assert_eq!(
+            writer_state(Some(&marker("other", 7, 23)), "h", alive, now),
+            Writer::Alive
+        );
+        assert!(matches!(
+            writer_state(Some(&marker("other", 7, 25)), "h", alive, now),
+            Writer::Dead(_)
+        ));
+        assert!(matches!(
+            writer_state(Some(&marker("h", 42, 25)), "h", alive, now),
+            Writer::Dead(_)
+        ));
+        let unreadable = FoundMarker {
+            writer: None,
+            last_modified: now,
+        };
+        assert_eq!(
+            writer_state(Some(&unreadable), "h", alive, now),
+            Writer::Alive
+        );
+        assert!(loose_upload_is_dead(now - Duration::hours(25), now));
+        assert!(!loose_upload_is_dead(now - Duration::hours(1), now));
+    }
+}

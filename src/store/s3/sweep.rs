@@ -1,0 +1,118 @@
+//! The start-up sweep: aborts multipart uploads and removes set folders that dead writers left,
+//! by the rule of [`writer_state`].
+
+use super::bucket::Bucket;
+use super::layout::{loose_upload_is_dead, writer_state, FoundMarker, Keys, Writer};
+use super::S3Error;
+use crate::store::{JobKind, SetRef};
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeSet, HashMap};
+
+/// Judges writers, reading each set's marker once, after the set or upload was seen (a live
+/// writer's marker exists before anything else of its set, so it cannot be missed).
+struct Judge<'a> {
+    bucket: &'a Bucket,
+    keys: &'a Keys,
+    host: String,
+    now: DateTime<Utc>,
+    seen: HashMap<SetRef, Writer>,
+}
+
+impl Judge<'_> {
+    async fn writer(&mut self, set: &SetRef) -> Result<Writer, S3Error> {
+        if let Some(w) = self.seen.get(set) {
+            return Ok(*w);
+        }
+        let marker =
+            self.bucket
+                .get_small(&self.keys.marker(set))
+                .await?
+                .map(|(bytes, modified)| FoundMarker {
+                    writer: serde_json::from_slice(&bytes).ok(),
+                    last_modified: modified.unwrap_or(self.now),
+                });
+        let verdict = writer_state(marker.as_ref(), &self.host, pid_alive, self.now);
+        if let Writer::Dead(why) = verdict {
+            tracing::debug!(set = %set, reason = why, "The writer of a set is gone.");
+        }
+        self.seen.insert(set.clone(), verdict);
+        Ok(verdict)
+    }
+}
+
+/// Whether process `pid` runs on this host (signal 0 probes without sending anything).
+fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 only checks that the process exists and may be signalled.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Aborts dead writers' multipart uploads under our prefix, deletes their set folders that
+/// have no manifest, and their markers. Returns the sets removed.
+pub async fn sweep(bucket: &Bucket, keys: &Keys) -> Result<Vec<String>, S3Error> {
+    let mut judge = Judge {
+        bucket,
+        keys,
+        host: crate::jobs::host_name(),
+        now: Utc::now(),
+        seen: HashMap::new(),
+    };
+
+    for upload in bucket.list_uploads(keys.root()).await? {
+        let dead = match keys.set_of_key(&upload.key) {
+            Some(set) => matches!(judge.writer(&set).await?, Writer::Dead(_)),
+            None => upload
+                .initiated
+                .is_some_and(|t| loose_upload_is_dead(t, judge.now)),
+        };
+        if dead {
+            bucket.abort_upload(&upload.key, &upload.upload_id).await?;
+            tracing::info!(key = %upload.key, "Aborted a multipart upload left by an interrupted run.");
+        }
+    }
+
+    let mut removed = Vec::new();
+    for job in JobKind::ALL {
+        let listing = bucket.list_folder(&keys.job_prefix(job)).await?;
+        let folders: BTreeSet<SetRef> = listing
+            .folders
+            .iter()
+            .filter_map(|f| keys.set_of_folder(job, f))
+            .collect();
+        let markers: BTreeSet<SetRef> = listing
+            .objects
+            .iter()
+            .filter_map(|(key, _)| keys.set_of_marker(job, key))
+            .collect();
+        for set in folders.union(&markers) {
+            if !matches!(judge.writer(set).await?, Writer::Dead(_)) {
+                continue;
+            }
+            if folders.contains(set) && !bucket.exists(&keys.manifest(set)).await? {
+                let objects = bucket.list_all(&keys.set_prefix(set)).await?;
+                bucket.delete_many(objects).await?;
+                removed.push(set.to_string());
+            }
+            if markers.contains(set) {
+                bucket.delete(&keys.marker(set)).await?;
+            }
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn this_process_is_alive_and_an_impossible_pid_is_not() {
+        assert!(super::pid_alive(std::process::id()));
+        assert!(!super::pid_alive(0));
+        assert!(!super::pid_alive(u32::MAX));
+    }
+}
