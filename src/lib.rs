@@ -5,6 +5,7 @@
 
 pub mod commands;
 pub mod config;
+pub mod docker;
 pub mod io_util;
 pub mod jobs;
 pub mod restore;

@@ -121,7 +121,10 @@ enum Command {
         after_help = "Example:\n  deis-backup restore latest --only volume --volume-path /var/lib/deis/store --dry-run\n\n\
 Volume restore keeps owners, modes and mtimes, refuses entries that would write outside the\n\
 target (absolute paths, `..`, escaping links, device nodes), and refuses a non-empty target\n\
-unless --force is given."
+unless --force is given.\n\n\
+Database restore streams the dump into `psql -v ON_ERROR_STOP=1` inside the target container\n\
+(--container, default database.container), which must run a new, empty cluster:\n  \
+deis-backup restore latest --only database --container deis-database --dry-run"
     )]
     Restore {
         /// JOB/RUN-ID as `list` shows it, a bare RUN-ID, or `latest`.
@@ -136,6 +139,9 @@ unless --force is given."
         /// Restore over a target that is not empty.
         #[arg(long)]
         force: bool,
+        /// The database container to restore into (default: database.container).
+        #[arg(long, value_name = "NAME")]
+        container: Option<String>,
     },
     /// Delete sets that the retention policy no longer keeps.
     #[command(after_help = "Example:\n  deis-backup prune --dry-run")]
@@ -209,6 +215,7 @@ fn main() -> ExitCode {
             only,
             dry_run,
             force,
+            container,
         } => commands::restore(
             &options,
             &RestoreArgs {
@@ -216,6 +223,7 @@ fn main() -> ExitCode {
                 only,
                 dry_run,
                 force,
+                container,
             },
         ),
         Command::Config {

@@ -2,8 +2,9 @@
 
 use super::{human_bytes, load_settings, open_destination, EXIT_FAILURE, EXIT_NOT_AVAILABLE};
 use crate::config::LoadOptions;
-use crate::restore::restore_volume;
-use crate::store::{find_set, list_complete, JobKind, SetSelector};
+use crate::config::Settings;
+use crate::restore::{restore_database, restore_volume};
+use crate::store::{find_set, list_complete, Destination, JobKind, Listing, SetSelector};
 use anyhow::anyhow;
 use std::process::ExitCode;
 
@@ -14,6 +15,8 @@ pub struct RestoreArgs {
     pub only: Vec<JobKind>,
     pub dry_run: bool,
     pub force: bool,
+    /// The database container to restore into (default: `database.container`).
+    pub container: Option<String>,
 }
 
 pub fn restore(options: &LoadOptions, args: &RestoreArgs) -> anyhow::Result<ExitCode> {
@@ -28,6 +31,10 @@ pub fn restore(options: &LoadOptions, args: &RestoreArgs) -> anyhow::Result<Exit
     let mut unavailable = false;
     let mut failed = false;
     for job in jobs {
+        if job == JobKind::Database {
+            restore_database_job(&settings, dest.as_ref(), &listing, args)?;
+            continue;
+        }
         if job != JobKind::Volume {
             eprintln!("{job}: restore of this job is not available in this version yet.");
             unavailable = true;
@@ -87,4 +94,61 @@ pub fn restore(options: &LoadOptions, args: &RestoreArgs) -> anyhow::Result<Exit
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Restores the selected `database` set into the target container; errors fail the command.
+fn restore_database_job(
+    settings: &Settings,
+    dest: &dyn Destination,
+    listing: &Listing,
+    args: &RestoreArgs,
+) -> anyhow::Result<()> {
+    let manifest = find_set(listing, &args.selector, Some(JobKind::Database)).ok_or_else(|| {
+        anyhow!(
+            "no complete database backup set matches {:?} at {}",
+            args.selector,
+            dest.describe()
+        )
+    })?;
+    let container = args
+        .container
+        .as_deref()
+        .unwrap_or(&settings.database.container);
+    let verb = if args.dry_run {
+        "would restore"
+    } else {
+        "restoring"
+    };
+    println!(
+        "database/{}: {verb} into container {container}",
+        manifest.run_id
+    );
+    let report = restore_database(dest, manifest, &settings.database, container, args.dry_run)?;
+    for statement in &report.skipped_statements {
+        println!(
+            "database/{}: skipped `{statement}` (the role exists in every cluster)",
+            manifest.run_id
+        );
+    }
+    if report.dry_run {
+        println!(
+            "database/{}: would run `{}` in container {}, feeding it {} of SQL (dry run: nothing executed)",
+            manifest.run_id,
+            report.command,
+            report.container,
+            human_bytes(report.bytes)
+        );
+    } else {
+        println!(
+            "database/{}: restored {} of SQL through `{}` in container {} (exit code 0)",
+            manifest.run_id,
+            human_bytes(report.bytes),
+            report.command,
+            report.container
+        );
+        if !report.stderr.is_empty() {
+            eprintln!("database: psql said: {}", report.stderr);
+        }
+    }
+    Ok(())
 }

@@ -132,18 +132,38 @@ impl Default for VolumeSettings {
     }
 }
 
+/// How the database job reaches PostgreSQL: commands exec'd in a container.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
 pub struct DatabaseSettings {
+    /// The container running PostgreSQL (Deis v1: `deis-database`).
     pub container: String,
+    /// The PostgreSQL superuser (an OS user in the container with peer authentication).
+    pub user: String,
+    /// How commands run as `user`: through `sudo -u USER` (as Deis documents) or with the
+    /// exec's own user option.
+    pub exec_mode: ExecMode,
 }
 
 impl Default for DatabaseSettings {
     fn default() -> Self {
         Self {
             container: "deis-database".into(),
+            user: "postgres".into(),
+            exec_mode: ExecMode::Sudo,
         }
     }
+}
+
+/// How a command inside the database container runs as the database user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ExecMode {
+    /// `sudo -u USER COMMAND`, run by the container's default user (needs sudo in the image).
+    #[default]
+    Sudo,
+    /// `COMMAND` with the exec's user set to USER (no sudo needed).
+    User,
 }
 
 /// Cron schedules, in UTC. `""` disables a job.

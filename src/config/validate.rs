@@ -77,6 +77,9 @@ pub fn validate(settings: &Settings) -> Vec<Problem> {
     if let Err(e) = check_container_name(&settings.database.container) {
         problem("database.container", e);
     }
+    if let Err(e) = check_user_name(&settings.database.user) {
+        problem("database.user", e);
+    }
 
     let schedule = &settings.schedule;
     for (job, cron) in [
@@ -164,9 +167,53 @@ fn check_container_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A user name that is both an OS user and a PostgreSQL role needing no quoting.
+fn check_user_name(name: &str) -> Result<(), String> {
+    let ok_chars = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "_-".contains(c));
+    let starts_ok = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    if !(1..=63).contains(&name.len()) || !ok_chars || !starts_ok {
+        return Err(format!(
+            "{name:?} is not a user name; expected 1-63 of a-z 0-9 _ - starting with a letter, e.g. postgres"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn database_user_must_be_a_plain_role_name() {
+        assert!(check_user_name("postgres").is_ok());
+        assert!(check_user_name("deis_db-1").is_ok());
+        for bad in [
+            "",
+            "Postgres",
+            "post gres",
+            "1pg",
+            "pg;drop",
+            &"a".repeat(64),
+        ] {
+            let e = check_user_name(bad).unwrap_err();
+            assert!(e.contains("not a user name"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn database_exec_mode_reads_kebab_case_values() {
+        let s: Settings =
+            toml::from_str("[database]\nuser = \"pg\"\nexec-mode = \"user\"\n").unwrap();
+        assert_eq!(s.database.exec_mode, super::super::ExecMode::User);
+        assert_eq!(s.database.user, "pg");
+        assert_eq!(s.database.container, "deis-database");
+        assert!(toml::from_str::<Settings>("[database]\nexec-mode = \"su\"\n").is_err());
+    }
 
     #[test]
     fn defaults_are_valid() {
@@ -198,6 +245,7 @@ mod tests {
         s.gateway.concurrency = 0;
         s.gateway.buckets = vec!["Bad Bucket".into()];
         s.metrics.listen = "localhost".into();
+        s.database.user = "Post Gres".into();
         s.etcd.endpoints = vec!["127.0.0.1".into()];
         let keys: Vec<String> = validate(&s).into_iter().map(|p| p.key).collect();
         assert_eq!(
@@ -207,6 +255,7 @@ mod tests {
                 "etcd.endpoints[0]",
                 "gateway.concurrency",
                 "gateway.buckets",
+                "database.user",
                 "schedule.volume",
                 "compression.level",
                 "metrics.listen"

@@ -1,6 +1,7 @@
 //! Backup jobs: each one turns a source into artifacts of a new set, then writes its manifest.
 
 mod compressed;
+pub mod database;
 pub mod volume;
 
 pub use compressed::{CompressedArtifact, FinishError};
@@ -16,6 +17,9 @@ use std::path::PathBuf;
 /// The artifact of the `volume` job.
 pub const VOLUME_ARTIFACT: &str = "store.tar.zst";
 
+/// The artifact of the `database` job.
+pub const DATABASE_ARTIFACT: &str = "pg_dumpall.sql.zst";
+
 /// Why a backup run failed. Whatever it wrote has been removed: no manifest, no set.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
@@ -25,6 +29,8 @@ pub enum JobError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Volume(#[from] volume::VolumeError),
+    #[error(transparent)]
+    Database(#[from] database::DatabaseError),
     #[error("cannot start compressing {artifact}")]
     Compressor {
         artifact: &'static str,
@@ -55,6 +61,7 @@ pub fn run_backup(
 ) -> Result<Manifest, JobError> {
     match job {
         JobKind::Volume => run_volume(settings, dest),
+        JobKind::Database => database::run_database(settings, dest),
         other => Err(JobError::NotAvailable(other)),
     }
 }

@@ -1,8 +1,10 @@
 //! Restoring backup sets: checks before writing anything, then one step per job.
 
+pub mod database;
 mod extract;
 mod safe_path;
 
+pub use database::{restore_database, DatabaseRestoreError, DatabaseRestoreReport};
 pub use extract::{extract_tar, ExtractReport};
 
 use crate::io_util::HashingReader;
@@ -16,6 +18,8 @@ use std::path::{Path, PathBuf};
 pub enum RestoreError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Database(#[from] DatabaseRestoreError),
     #[error("restore target {0} is not empty; pass --force to restore over what is there")]
     TargetNotEmpty(PathBuf),
     #[error("restore target {path} cannot be used")]

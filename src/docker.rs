@@ -1,0 +1,380 @@
+//! A thin Docker Engine API adapter (bollard over the Unix socket): container checks and
+//! attached execs whose output is streamed, never buffered whole.
+//!
+//! The client connects lazily on first use (honouring `DOCKER_HOST`, default
+//! `unix:///var/run/docker.sock`), negotiates the API version with the engine (Deis v1 hosts
+//! run old engines), and retries a few times while the engine does not answer.
+
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::Docker;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use std::pin::Pin;
+use std::time::Duration;
+use tokio::io::AsyncWrite;
+use tokio::sync::OnceCell;
+
+/// The engine socket used when `DOCKER_HOST` is not set.
+pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+
+const CONNECT_ATTEMPTS: u32 = 3;
+const EXIT_CODE_WAIT: Duration = Duration::from_secs(30);
+
+/// What went wrong talking to the Docker engine, and what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    #[error("the Docker socket {0} does not exist; check that the Docker engine runs on this host (or set DOCKER_HOST)")]
+    SocketMissing(String),
+    #[error("DOCKER_HOST={0:?} is not supported; expected unix:///path/to/docker.sock")]
+    UnsupportedHost(String),
+    #[error("the Docker engine at {host} does not answer; check that dockerd runs and that this user may use its socket")]
+    NotAnswering {
+        host: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("container {0} does not exist; check the name (`docker ps -a`) or set database.container / --container")]
+    ContainerMissing(String),
+    #[error("container {container} is not running (state: {state}); start it first")]
+    ContainerNotRunning { container: String, state: String },
+    #[error("cannot {action} in container {container}")]
+    Engine {
+        action: &'static str,
+        container: String,
+        #[source]
+        source: bollard::errors::Error,
+    },
+    #[error("the exec in container {container} did not report an exit code within {seconds} s")]
+    NoExitCode { container: String, seconds: u64 },
+}
+
+/// A Docker engine client that connects on first use.
+pub struct DockerClient {
+    host: String,
+    client: OnceCell<Docker>,
+}
+
+impl Default for DockerClient {
+    fn default() -> Self {
+        Self::from_env()
+    }
+}
+
+/// A container checked to be running.
+#[derive(Debug, Clone)]
+pub struct RunningContainer {
+    pub name: String,
+    pub id: String,
+    pub image: Option<String>,
+}
+
+/// What runs in an exec: the command line and the user it runs as (`None`: the container's).
+#[derive(Debug, Clone)]
+pub struct ExecSpec {
+    pub cmd: Vec<String>,
+    pub user: Option<String>,
+    pub attach_stdin: bool,
+}
+
+/// The byte streams of a started exec (no TTY: stdout and stderr arrive separately).
+pub struct ExecSession {
+    pub id: String,
+    pub output: Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>,
+    pub input: Pin<Box<dyn AsyncWrite + Send>>,
+}
+
+/// One piece of an exec's output.
+pub enum ExecChunk {
+    Stdout(Bytes),
+    Stderr(Bytes),
+}
+
+impl DockerClient {
+    /// A client for `DOCKER_HOST` (or the default socket). Does not connect yet.
+    pub fn from_env() -> Self {
+        let host = std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| format!("unix://{DEFAULT_SOCKET}"));
+        Self {
+            host,
+            client: OnceCell::new(),
+        }
+    }
+
+    /// The engine address, for messages.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    async fn client(&self) -> Result<&Docker, DockerError> {
+        self.client.get_or_try_init(|| self.connect()).await
+    }
+
+    async fn connect(&self) -> Result<Docker, DockerError> {
+        let path = self
+            .host
+            .strip_prefix("unix://")
+            .ok_or_else(|| DockerError::UnsupportedHost(self.host.clone()))?;
+        if !std::path::Path::new(path).exists() {
+            return Err(DockerError::SocketMissing(path.into()));
+        }
+        let mut attempt = 1;
+        loop {
+            let docker = Docker::connect_with_unix(&self.host, 120, bollard::API_DEFAULT_VERSION)
+                .map_err(|source| DockerError::NotAnswering {
+                host: self.host.clone(),
+                source,
+            })?;
+            match docker.negotiate_version().await {
+                Ok(docker) => return Ok(docker),
+                Err(source) if attempt >= CONNECT_ATTEMPTS => {
+                    return Err(DockerError::NotAnswering {
+                        host: self.host.clone(),
+                        source,
+                    })
+                }
+                Err(e) => {
+                    tracing::warn!(host = %self.host, attempt, "The Docker engine did not answer ({e}); retrying.");
+                    tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// Checks that `container` exists and runs.
+    pub async fn running_container(
+        &self,
+        container: &str,
+    ) -> Result<RunningContainer, DockerError> {
+        let docker = self.client().await?;
+        let info =
+            docker
+                .inspect_container(container, None)
+                .await
+                .map_err(|source| match source {
+                    bollard::errors::Error::DockerResponseServerError {
+                        status_code: 404, ..
+                    } => DockerError::ContainerMissing(container.into()),
+                    source => DockerError::Engine {
+                        action: "inspect the container",
+                        container: container.into(),
+                        source,
+                    },
+                })?;
+        let state = info.state.unwrap_or_default();
+        if state.running != Some(true) {
+            let status = state
+                .status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "unknown".into());
+            return Err(DockerError::ContainerNotRunning {
+                container: container.into(),
+                state: status,
+            });
+        }
+        Ok(RunningContainer {
+            name: container.into(),
+            id: info.id.unwrap_or_default(),
+            image: info.config.and_then(|c| c.image),
+        })
+    }
+
+    /// Starts `spec` in `container` without a TTY, attached to its output (and stdin if asked).
+    pub async fn start_exec(
+        &self,
+        container: &str,
+        spec: &ExecSpec,
+    ) -> Result<ExecSession, DockerError> {
+        let docker = self.client().await?;
+        let engine = |action| {
+            move |source| DockerError::Engine {
+                action,
+                container: container.into(),
+                source,
+            }
+        };
+        let created = docker
+            .create_exec(
+                container,
+                CreateExecOptions::<String> {
+                    cmd: Some(spec.cmd.clone()),
+                    user: spec.user.clone(),
+                    attach_stdin: Some(spec.attach_stdin),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(false),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(engine("create an exec"))?;
+        let started = docker
+            .start_exec(
+                &created.id,
+                Some(StartExecOptions {
+                    detach: false,
+                    tty: false,
+                    output_capacity: Some(256 << 10),
+                }),
+            )
+            .await
+            .map_err(engine("start an exec"))?;
+        match started {
+            StartExecResults::Attached { output, input } => Ok(ExecSession {
+                id: created.id,
+                output,
+                input,
+            }),
+            StartExecResults::Detached => unreachable!("the exec was started attached"),
+        }
+    }
+
+    /// The exit code of a finished exec; waits (polling) while the engine still reports it running.
+    pub async fn exit_code(&self, container: &str, exec_id: &str) -> Result<i64, DockerError> {
+        let docker = self.client().await?;
+        let deadline = tokio::time::Instant::now() + EXIT_CODE_WAIT;
+        loop {
+            let info =
+                docker
+                    .inspect_exec(exec_id)
+                    .await
+                    .map_err(|source| DockerError::Engine {
+                        action: "inspect an exec",
+                        container: container.into(),
+                        source,
+                    })?;
+            if info.running != Some(true) {
+                if let Some(code) = info.exit_code {
+                    return Ok(code);
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(DockerError::NoExitCode {
+                    container: container.into(),
+                    seconds: EXIT_CODE_WAIT.as_secs(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Sorts an exec's output frames. A `Console` frame cannot occur without a TTY: it means the
+/// multiplexed stream was cut mid-frame, so it is reported as an error.
+pub fn classify(frame: LogOutput) -> Result<ExecChunk, String> {
+    match frame {
+        LogOutput::StdOut { message } => Ok(ExecChunk::Stdout(message)),
+        LogOutput::StdErr { message } => Ok(ExecChunk::Stderr(message)),
+        LogOutput::StdIn { .. } | LogOutput::Console { .. } => {
+            Err("the exec's output stream was cut mid-frame".into())
+        }
+    }
+}
+
+/// Keeps the first `limit` bytes of a stream (e.g. a command's stderr) and counts the rest.
+#[derive(Debug, Clone)]
+pub struct BoundedCapture {
+    kept: Vec<u8>,
+    limit: usize,
+    dropped: u64,
+}
+
+impl BoundedCapture {
+    /// A capture keeping at most `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            kept: Vec::new(),
+            limit,
+            dropped: 0,
+        }
+    }
+
+    /// Adds bytes; what exceeds the limit is only counted.
+    pub fn push(&mut self, bytes: &[u8]) {
+        let room = self.limit.saturating_sub(self.kept.len());
+        let take = room.min(bytes.len());
+        self.kept.extend_from_slice(&bytes[..take]);
+        self.dropped += (bytes.len() - take) as u64;
+    }
+
+    /// True when nothing was captured.
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty() && self.dropped == 0
+    }
+
+    /// The captured text, trimmed, with a note of what was left out.
+    pub fn text(&self) -> String {
+        let mut text = String::from_utf8_lossy(&self.kept).trim_end().to_string();
+        if self.dropped > 0 {
+            text.push_str(&format!(" [... {} more bytes not kept]", self.dropped));
+        }
+        text
+    }
+}
+
+/// The command line of `spec` as a shell would show it, for messages.
+pub fn describe_command(spec: &ExecSpec) -> String {
+    let cmd = spec.cmd.join(" ");
+    match &spec.user {
+        Some(user) => format!("{cmd} (as user {user})"),
+        None => cmd,
+    }
+}
+
+/// Drains an exec's remaining output into `stderr` (stdout discarded), for commands whose
+/// stdout is not wanted.
+pub async fn drain_output(
+    output: &mut Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>,
+    stdout: &mut BoundedCapture,
+    stderr: &mut BoundedCapture,
+) -> Result<(), String> {
+    while let Some(frame) = output.next().await {
+        match classify(frame.map_err(|e| format!("the exec's output stream failed: {e}"))?)? {
+            ExecChunk::Stdout(b) => stdout.push(&b),
+            ExecChunk::Stderr(b) => stderr.push(&b),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capture_keeps_the_head_and_counts_the_rest() {
+        let mut c = BoundedCapture::new(5);
+        assert!(c.is_empty());
+        c.push(b"abc");
+        c.push(b"defgh\n");
+        assert_eq!(c.text(), "abcde [... 4 more bytes not kept]");
+    }
+
+    #[test]
+    fn a_cut_frame_is_an_error() {
+        let cut = LogOutput::Console {
+            message: Bytes::from_static(b"\x01\x00"),
+        };
+        assert!(classify(cut).is_err());
+        assert!(matches!(
+            classify(LogOutput::StdOut {
+                message: Bytes::from_static(b"x")
+            }),
+            Ok(ExecChunk::Stdout(_))
+        ));
+    }
+
+    #[test]
+    fn a_missing_socket_is_named() {
+        let client = DockerClient {
+            host: "unix:///nonexistent/docker.sock".into(),
+            client: OnceCell::new(),
+        };
+        let e = crate::runtime::block_on(client.running_container("x")).unwrap_err();
+        assert!(matches!(e, DockerError::SocketMissing(_)));
+        assert!(e.to_string().contains("/nonexistent/docker.sock"), "{e}");
+    }
+}

@@ -1,0 +1,425 @@
+//! The `database` job: `pg_dumpall` exec'd in the database container through the Docker
+//! Engine API, its stdout streamed through zstd into the destination chunk by chunk.
+//!
+//! A run succeeds only when the exec exits 0, its stream ended cleanly, and the dump ends
+//! with pg_dumpall's completion trailer. Memory stays bounded: a few output chunks in flight,
+//! a short tail of the dump, and at most [`STDERR_LIMIT`] bytes of stderr.
+
+use super::{host_name, CompressedArtifact, JobError, DATABASE_ARTIFACT};
+use crate::config::{DatabaseSettings, ExecMode, Settings};
+use crate::docker::{classify, BoundedCapture, DockerClient, DockerError, ExecChunk, ExecSpec};
+use crate::runtime::{block_on, runtime};
+use crate::store::{Destination, JobKind, Manifest, RunId, SetRef, ToolInfo, FORMAT_VERSION};
+use bytes::Bytes;
+use chrono::Utc;
+use futures_util::StreamExt;
+use serde::Serialize;
+use std::io::{self, Write};
+
+/// How much of a command's stderr is kept for the error message.
+pub const STDERR_LIMIT: usize = 64 << 10;
+
+/// The line pg_dumpall writes last (followed by `--` and a blank line).
+pub const DUMP_TRAILER: &str = "-- PostgreSQL database cluster dump complete";
+
+const TAIL_BYTES: usize = 512;
+const LINE_LIMIT: usize = 4096;
+const CHANNEL_CHUNKS: usize = 32;
+
+/// Why a database backup failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseError {
+    #[error(transparent)]
+    Docker(#[from] DockerError),
+    #[error(
+        "the output of `{command}` in container {container} broke off: {detail}; no set was kept"
+    )]
+    Stream {
+        container: String,
+        command: String,
+        detail: String,
+    },
+    #[error("cannot write the dump of container {container} to the destination")]
+    Write {
+        container: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("`{command}` in container {container} failed with exit code {code}; stderr: {stderr}")]
+    DumpFailed {
+        container: String,
+        command: String,
+        code: i64,
+        stderr: String,
+    },
+    #[error("the dump of container {container} is incomplete ({detail}); stderr: {stderr}")]
+    Incomplete {
+        container: String,
+        detail: String,
+        stderr: String,
+    },
+}
+
+/// The command that dumps the cluster, as configured.
+pub fn dump_command(db: &DatabaseSettings) -> ExecSpec {
+    as_database_user(db, &["pg_dumpall"])
+}
+
+/// `cmd` run as the database user, by sudo or by the exec's user option.
+pub fn as_database_user(db: &DatabaseSettings, cmd: &[&str]) -> ExecSpec {
+    let cmd: Vec<String> = cmd.iter().map(|s| s.to_string()).collect();
+    match db.exec_mode {
+        ExecMode::Sudo => ExecSpec {
+            cmd: ["sudo", "-u", db.user.as_str()]
+                .iter()
+                .map(|s| s.to_string())
+                .chain(cmd)
+                .collect(),
+            user: None,
+            attach_stdin: false,
+        },
+        ExecMode::User => ExecSpec {
+            cmd,
+            user: Some(db.user.clone()),
+            attach_stdin: false,
+        },
+    }
+}
+
+/// What the dump itself says about the cluster.
+#[derive(Debug, Default, Clone, PartialEq, Serialize)]
+pub struct DumpFacts {
+    /// From the first `-- Dumped from database version X` line.
+    pub server_version: Option<String>,
+    /// From the `-- Database "NAME" dump` headers, in dump order.
+    pub databases: Vec<String>,
+}
+
+/// Reads a pg_dumpall stream as it passes: database headers, server version, and the tail.
+/// Lines inside `COPY ... FROM stdin;` data blocks are never taken for headers.
+#[derive(Debug, Default)]
+pub struct DumpScanner {
+    facts: DumpFacts,
+    line: Vec<u8>,
+    line_too_long: bool,
+    in_copy: bool,
+    tail: Vec<u8>,
+}
+
+impl DumpScanner {
+    /// Takes the next bytes of the dump.
+    pub fn feed(&mut self, mut bytes: &[u8]) {
+        self.keep_tail(bytes);
+        while !bytes.is_empty() {
+            match bytes.iter().position(|&b| b == b'\n') {
+                Some(pos) => {
+                    self.push_line_part(&bytes[..pos]);
+                    self.end_line();
+                    bytes = &bytes[pos + 1..];
+                }
+                None => {
+                    self.push_line_part(bytes);
+                    break;
+                }
+            }
+        }
+    }
+
+    fn keep_tail(&mut self, bytes: &[u8]) {
+        if bytes.len() >= TAIL_BYTES {
+            self.tail.clear();
+            self.tail
+                .extend_from_slice(&bytes[bytes.len() - TAIL_BYTES..]);
+        } else {
+            self.tail.extend_from_slice(bytes);
+            let excess = self.tail.len().saturating_sub(TAIL_BYTES);
+            self.tail.drain(..excess);
+        }
+    }
+
+    fn push_line_part(&mut self, part: &[u8]) {
+        let room = LINE_LIMIT.saturating_sub(self.line.len());
+        if part.len() > room {
+            self.line_too_long = true;
+        }
+        self.line.extend_from_slice(&part[..part.len().min(room)]);
+    }
+
+    fn end_line(&mut self) {
+        // an overlong line is a data row or a statement, never a line this scanner looks for
+        if !self.line_too_long {
+            let line = String::from_utf8_lossy(&self.line).into_owned();
+            self.observe(&line);
+        }
+        self.line.clear();
+        self.line_too_long = false;
+    }
+
+    fn observe(&mut self, line: &str) {
+        if self.in_copy {
+            if line == "\\." {
+                self.in_copy = false;
+            }
+            return;
+        }
+        if line.starts_with("COPY ") && line.ends_with("FROM stdin;") {
+            self.in_copy = true;
+        } else if let Some(name) = line
+            .strip_prefix("-- Database \"")
+            .and_then(|rest| rest.strip_suffix("\" dump"))
+        {
+            self.facts.databases.push(name.to_string());
+        } else if let Some(version) = line.strip_prefix("-- Dumped from database version ") {
+            self.facts
+                .server_version
+                .get_or_insert_with(|| version.trim().to_string());
+        }
+    }
+
+    /// The last bytes seen, as text (for errors when stderr is empty).
+    pub fn tail_text(&self) -> String {
+        String::from_utf8_lossy(&self.tail).trim().to_string()
+    }
+
+    /// Checks that the dump ended with its trailer and returns what it said.
+    pub fn finish(self) -> Result<DumpFacts, String> {
+        if self.in_copy {
+            return Err("it ends inside a table's data".into());
+        }
+        let tail = String::from_utf8_lossy(&self.tail);
+        let Some(at) = tail.rfind(DUMP_TRAILER) else {
+            return Err(format!("its last lines are not {DUMP_TRAILER:?}"));
+        };
+        let after = &tail[at + DUMP_TRAILER.len()..];
+        let only_closing = after
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim() == "--");
+        if !after.starts_with('\n') || !only_closing {
+            return Err(format!("text follows {DUMP_TRAILER:?}"));
+        }
+        Ok(self.facts)
+    }
+}
+
+/// Counters for the manifest.
+#[derive(Debug, Serialize)]
+struct DatabaseStats {
+    uncompressed_bytes: u64,
+    compressed_bytes: u64,
+    databases: Vec<String>,
+    server_version: Option<String>,
+    exit_code: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stderr: Option<String>,
+}
+
+/// Backs up the database container's cluster into a new set of `dest`.
+pub fn run_database(settings: &Settings, dest: &dyn Destination) -> Result<Manifest, JobError> {
+    let started_at = Utc::now();
+    let set = SetRef {
+        job: JobKind::Database,
+        run_id: RunId::new(started_at),
+    };
+    let db = &settings.database;
+    let container = db.container.clone();
+    let span = tracing::info_span!("backup", job = "database", set = %set.run_id);
+    let _entered = span.enter();
+    let docker = DockerClient::from_env();
+    block_on(docker.running_container(&container)).map_err(DatabaseError::from)?;
+    let spec = dump_command(db);
+    let command = crate::docker::describe_command(&spec);
+    tracing::info!(container = %container, command = %command, destination = %dest.describe(), "Database backup started.");
+
+    let mut pending = dest.begin_set(&set)?;
+    let sink = pending.create_artifact(DATABASE_ARTIFACT)?;
+    let mut compressed =
+        CompressedArtifact::new(DATABASE_ARTIFACT, sink, settings.compression.level).map_err(
+            |source| JobError::Compressor {
+                artifact: DATABASE_ARTIFACT,
+                source,
+            },
+        )?;
+
+    let session = block_on(docker.start_exec(&container, &spec)).map_err(DatabaseError::from)?;
+    let exec_id = session.id.clone();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
+    let mut output = session.output;
+    let reader = runtime().spawn(async move {
+        let mut stderr = BoundedCapture::new(STDERR_LIMIT);
+        while let Some(frame) = output.next().await {
+            let frame = frame.map_err(|e| {
+                (
+                    format!("reading the exec's output failed: {e}"),
+                    stderr.clone(),
+                )
+            })?;
+            match classify(frame).map_err(|e| (e, stderr.clone()))? {
+                ExecChunk::Stdout(bytes) => {
+                    if tx.send(bytes).await.is_err() {
+                        return Err(("the writer stopped".into(), stderr));
+                    }
+                }
+                ExecChunk::Stderr(bytes) => stderr.push(&bytes),
+            }
+        }
+        Ok(stderr)
+    });
+
+    let mut scanner = DumpScanner::default();
+    let mut write_error = None;
+    while let Some(chunk) = rx.blocking_recv() {
+        scanner.feed(&chunk);
+        if let Err(e) = compressed.write_all(&chunk) {
+            write_error = Some(e);
+            break;
+        }
+    }
+    drop(rx);
+    let read_result =
+        block_on(reader).unwrap_or_else(|e| Err((e.to_string(), BoundedCapture::new(0))));
+    if let Some(source) = write_error {
+        return Err(DatabaseError::Write { container, source }.into());
+    }
+    let stderr = match read_result {
+        Ok(stderr) => stderr,
+        Err((detail, stderr)) => {
+            let detail = if stderr.is_empty() {
+                detail
+            } else {
+                format!("{detail}; stderr: {}", stderr.text())
+            };
+            return Err(DatabaseError::Stream {
+                container,
+                command,
+                detail,
+            }
+            .into());
+        }
+    };
+    let code = block_on(docker.exit_code(&container, &exec_id)).map_err(DatabaseError::from)?;
+    if code != 0 {
+        // the engine reports exec failures (e.g. an unknown user) on the output stream
+        let stderr = match (stderr.is_empty(), scanner.tail_text()) {
+            (true, tail) if !tail.is_empty() => format!("(empty); last output: {tail}"),
+            (true, _) => "(empty)".into(),
+            (false, _) => stderr.text(),
+        };
+        return Err(DatabaseError::DumpFailed {
+            container,
+            command,
+            code,
+            stderr,
+        }
+        .into());
+    }
+    let facts = scanner
+        .finish()
+        .map_err(|detail| DatabaseError::Incomplete {
+            container: container.clone(),
+            detail,
+            stderr: stderr.text(),
+        })?;
+    let artifact = compressed
+        .finish("sql")
+        .map_err(|source| JobError::Finish {
+            artifact: DATABASE_ARTIFACT,
+            source,
+        })?;
+
+    let stats = DatabaseStats {
+        uncompressed_bytes: artifact.uncompressed_size,
+        compressed_bytes: artifact.size,
+        databases: facts.databases.clone(),
+        server_version: facts.server_version.clone(),
+        exit_code: code,
+        stderr: (!stderr.is_empty()).then(|| stderr.text()),
+    };
+    let stats = serde_json::to_value(&stats).expect("stats serialize");
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        job: JobKind::Database,
+        run_id: set.run_id.clone(),
+        started_at,
+        finished_at: Utc::now(),
+        host: host_name(),
+        tool: ToolInfo::this_build(),
+        source: serde_json::json!({
+            "kind": "database",
+            "container": container,
+            "command": command,
+            "server_version": facts.server_version,
+        }),
+        artifacts: vec![artifact],
+        warnings: Vec::new(),
+        stats: stats.as_object().cloned().unwrap_or_default(),
+    };
+    pending.complete(&manifest.to_json())?;
+    tracing::info!(
+        databases = ?facts.databases,
+        bytes_read = manifest.artifacts[0].uncompressed_size,
+        bytes_written = manifest.stored_bytes(),
+        "Database backup complete."
+    );
+    Ok(manifest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DUMP: &str = "--\n-- PostgreSQL database cluster dump\n--\n\nCREATE ROLE postgres;\n\
+--\n-- Database \"template1\" dump\n--\n\n\\connect template1\n\
+-- Dumped from database version 15.20 (Debian 15.20-0+deb12u1)\n\
+--\n-- Database \"deis\" dump\n--\n\n\\connect deis\n\
+COPY public.api_app (id, note) FROM stdin;\n1\t-- Database \"fake\" dump\n\\.\n\n\
+--\n-- PostgreSQL database cluster dump complete\n--\n\n";
+
+    fn scan(dump: &str, chunk: usize) -> Result<DumpFacts, String> {
+        let mut s = DumpScanner::default();
+        for part in dump.as_bytes().chunks(chunk) {
+            s.feed(part);
+        }
+        s.finish()
+    }
+
+    #[test]
+    fn scanner_finds_databases_and_version_whatever_the_chunking() {
+        for chunk in [1, 3, 7, 64, 4096] {
+            let facts = scan(DUMP, chunk).unwrap();
+            assert_eq!(facts.databases, ["template1", "deis"], "chunk {chunk}");
+            assert_eq!(
+                facts.server_version.as_deref(),
+                Some("15.20 (Debian 15.20-0+deb12u1)")
+            );
+        }
+    }
+
+    #[test]
+    fn a_dump_without_its_trailer_is_incomplete() {
+        let cut = &DUMP[..DUMP.len() - 20];
+        assert!(scan(cut, 5).unwrap_err().contains("last lines"));
+        let in_copy = DUMP.split("\\.\n").next().unwrap();
+        assert!(scan(in_copy, 5).unwrap_err().contains("inside"));
+        let extra = format!("{DUMP}SELECT 1;\n");
+        assert!(scan(&extra, 5).unwrap_err().contains("follows"));
+        assert!(scan("", 5).is_err());
+    }
+
+    #[test]
+    fn trailer_without_closing_blank_line_is_accepted() {
+        let older = DUMP.trim_end_matches('\n').to_string() + "\n";
+        assert!(scan(&older, 9).is_ok());
+    }
+
+    #[test]
+    fn commands_follow_the_exec_mode() {
+        let mut db = DatabaseSettings::default();
+        let spec = dump_command(&db);
+        assert_eq!(spec.cmd, ["sudo", "-u", "postgres", "pg_dumpall"]);
+        assert_eq!(spec.user, None);
+        db.exec_mode = ExecMode::User;
+        let spec = dump_command(&db);
+        assert_eq!(spec.cmd, ["pg_dumpall"]);
+        assert_eq!(spec.user.as_deref(), Some("postgres"));
+    }
+}

@@ -1,0 +1,411 @@
+//! Database job end to end through the binary against a real Docker engine and a real
+//! PostgreSQL 15 container (the test bed's deis-database): backup, restore into a fresh
+//! container, and the failures that must never leave a set behind.
+//!
+//! Needs the test bed: run `bash tests/run.sh` (it sets TESTBED_DB_CONTAINER,
+//! TESTBED_DB_IMAGE and TESTBED_DB_LABEL). Without it these tests fail; they never skip.
+
+mod support;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use support::*;
+
+fn testbed(var: &str) -> String {
+    std::env::var(var).unwrap_or_else(|_| {
+        panic!("{var} is not set: these tests need the test bed; run them with `bash tests/run.sh`")
+    })
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}-{}-{nanos:08x}", std::process::id())
+}
+
+fn docker(args: &[&str]) -> Run {
+    Command::new("docker")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run docker")
+        .into()
+}
+
+/// Runs SQL in `container` as postgres through psql's stdin, stopping on the first error.
+fn psql(container: &str, db: &str, sql: &str) {
+    let mut child = Command::new("docker")
+        .args(["exec", "-i", container, "sudo", "-u", "postgres"])
+        .args(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("docker exec psql");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(sql.as_bytes())
+        .unwrap();
+    let run: Run = child.wait_with_output().unwrap().into();
+    run.assert_ok();
+}
+
+/// The cluster's pg_dumpall without the lines that differ between two equal clusters
+/// (versions, and the random keys of `\restrict` / `\unrestrict`).
+fn comparable_dump(container: &str) -> String {
+    let run = docker(&["exec", container, "sudo", "-u", "postgres", "pg_dumpall"]);
+    run.assert_ok();
+    run.stdout
+        .lines()
+        .filter(|l| {
+            !l.starts_with("-- Dumped from")
+                && !l.starts_with("-- Dumped by")
+                && !l.starts_with("\\restrict ")
+                && !l.starts_with("\\unrestrict ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A fresh database container from the test bed's image, removed when dropped.
+struct FreshContainer {
+    name: String,
+}
+
+impl FreshContainer {
+    fn start(password: &str) -> Self {
+        let name = unique("deis-backup-restore-target");
+        let label = testbed("TESTBED_DB_LABEL");
+        let image = testbed("TESTBED_DB_IMAGE");
+        let env = format!("POSTGRES_PASSWORD={password}");
+        docker(&[
+            "run", "-d", "--name", &name, "--label", &label, "-e", &env, &image,
+        ])
+        .assert_ok();
+        let container = FreshContainer { name };
+        let ready = wait_until(90_000, || {
+            docker(&[
+                "exec",
+                "-u",
+                "postgres",
+                &container.name,
+                "pg_isready",
+                "-q",
+            ])
+            .code
+                == 0
+        });
+        assert!(ready, "postgres in {} did not become ready", container.name);
+        container
+    }
+}
+
+impl Drop for FreshContainer {
+    fn drop(&mut self) {
+        docker(&["rm", "-f", "-v", &self.name]);
+    }
+}
+
+/// `deis-backup ARGS...` with the database settings given as environment variables.
+fn run_with(env: &[(&str, &str)], args: &[&str]) -> Run {
+    cli()
+        .envs(env.iter().copied())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run deis-backup")
+        .into()
+}
+
+fn listed_sets(url: &str) -> serde_json::Value {
+    let list = run(&["list", "--json", "--job", "database", "--destination", url]);
+    list.assert_ok();
+    serde_json::from_str(&list.stdout).expect("list --json prints JSON")
+}
+
+fn manifest_of(dest: &Path) -> serde_json::Value {
+    let sets = set_dirs(dest, "database");
+    assert_eq!(sets.len(), 1, "{sets:?}");
+    let bytes = std::fs::read(sets[0].join("manifest.json")).unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+const DEIS_SCHEMA: &str = r#"
+CREATE TABLE auth_user (id serial PRIMARY KEY, username varchar(150) UNIQUE NOT NULL,
+    email varchar(254) NOT NULL, password varchar(128) NOT NULL, is_superuser boolean NOT NULL);
+CREATE TABLE api_app (uuid uuid PRIMARY KEY, id varchar(64) UNIQUE NOT NULL,
+    owner_id integer NOT NULL REFERENCES auth_user(id), structure text NOT NULL,
+    created timestamptz NOT NULL DEFAULT '2015-06-01T12:00:00Z');
+CREATE TABLE api_key (uuid uuid PRIMARY KEY, owner_id integer NOT NULL REFERENCES auth_user(id),
+    id varchar(128) NOT NULL, public text NOT NULL);
+CREATE TABLE api_domain (uuid uuid PRIMARY KEY, app_id uuid NOT NULL REFERENCES api_app(uuid),
+    domain text UNIQUE NOT NULL);
+INSERT INTO auth_user (username, email, password, is_superuser) VALUES
+    ('admin', 'admin@example.com', 'pbkdf2_sha256$12000$abc$hash=', true),
+    ('dev', 'dev@example.com', 'pbkdf2_sha256$12000$def$hash=', false),
+    ('ops', 'ops@example.com', 'pbkdf2_sha256$12000$ghi$hash=', false);
+INSERT INTO api_app (uuid, id, owner_id, structure) VALUES
+    ('00000000-0000-0000-0000-0000000000a1', 'go-example', 1, '{"web": 2}'),
+    ('00000000-0000-0000-0000-0000000000a2', 'rails-shop', 2, '{"web": 1, "worker": 1}'),
+    ('00000000-0000-0000-0000-0000000000a3', 'odd app', 3, E'{"web": 0}\n-- Database "fake" dump');
+INSERT INTO api_key (uuid, owner_id, id, public) VALUES
+    ('00000000-0000-0000-0000-0000000000b1', 1, 'admin@laptop', 'ssh-rsa AAAAB3Nza admin@laptop'),
+    ('00000000-0000-0000-0000-0000000000b2', 2, 'dev@desk', 'ssh-ed25519 AAAAC3Nza dev@desk');
+INSERT INTO api_domain (uuid, app_id, domain) VALUES
+    ('00000000-0000-0000-0000-0000000000c1', '00000000-0000-0000-0000-0000000000a1', 'go.example.com'),
+    ('00000000-0000-0000-0000-0000000000c2', '00000000-0000-0000-0000-0000000000a2', 'shop.example.com');
+"#;
+
+#[test]
+fn round_trip_into_a_fresh_container_gives_back_the_same_cluster() {
+    let source = testbed("TESTBED_DB_CONTAINER");
+    psql(
+        &source,
+        "postgres",
+        "DROP DATABASE IF EXISTS deis;\nCREATE DATABASE deis;\n",
+    );
+    psql(&source, "deis", DEIS_SCHEMA);
+    let target_password = unique("target-secret");
+    let target = FreshContainer::start(&target_password);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let url = file_url(&tmp.path().join("backups"));
+    let env = [("DEIS_BACKUP_DATABASE__CONTAINER", source.as_str())];
+    let backup = run_with(&env, &["backup", "database", "--destination", &url]);
+    backup.assert_ok();
+    let before = comparable_dump(&source);
+
+    let manifest = manifest_of(&tmp.path().join("backups"));
+    assert_eq!(manifest["source"]["kind"], "database");
+    assert_eq!(manifest["source"]["container"], source.as_str());
+    let databases = manifest["stats"]["databases"].as_array().unwrap();
+    assert!(databases.iter().any(|d| d == "deis"), "{manifest}");
+    assert!(
+        databases.iter().all(|d| d != "fake"),
+        "data is no header: {manifest}"
+    );
+    let version = manifest["source"]["server_version"].as_str().unwrap();
+    assert!(version.starts_with("15."), "{version}");
+    let artifact = &manifest["artifacts"][0];
+    assert_eq!(artifact["name"], "pg_dumpall.sql.zst");
+    assert!(artifact["uncompressed_size"].as_u64().unwrap() > artifact["size"].as_u64().unwrap());
+    assert_eq!(
+        manifest["stats"]["uncompressed_bytes"],
+        artifact["uncompressed_size"]
+    );
+
+    let restore_args = [
+        "restore",
+        "latest",
+        "--only",
+        "database",
+        "--container",
+        &target.name,
+        "--destination",
+        &url,
+    ];
+    let mut dry = restore_args.to_vec();
+    dry.push("--dry-run");
+    let dry = run(&dry);
+    dry.assert_ok();
+    assert!(
+        dry.stdout.contains("psql") && dry.stdout.contains(&target.name),
+        "{}",
+        dry.all()
+    );
+    let untouched = docker(&[
+        "exec",
+        &target.name,
+        "sudo",
+        "-u",
+        "postgres",
+        "psql",
+        "-lqt",
+    ]);
+    assert!(
+        !untouched.stdout.contains("deis"),
+        "a dry run executes nothing"
+    );
+
+    let restore = run(&restore_args);
+    restore.assert_ok();
+    assert!(
+        restore.stdout.contains("CREATE ROLE postgres"),
+        "{}",
+        restore.all()
+    );
+    assert_eq!(
+        comparable_dump(&target.name),
+        before,
+        "the restored cluster differs"
+    );
+
+    let again = run(&restore_args);
+    assert_eq!(
+        again.code,
+        1,
+        "restoring over existing databases must fail: {}",
+        again.all()
+    );
+    assert!(again.stderr.contains("already exists"), "{}", again.all());
+    for out in [&backup, &dry, &restore, &again] {
+        assert!(
+            !out.all().contains(&target_password),
+            "password printed: {}",
+            out.all()
+        );
+    }
+}
+
+#[test]
+fn a_failing_pg_dumpall_fails_the_run_with_its_stderr_and_leaves_no_set() {
+    let source = testbed("TESTBED_DB_CONTAINER");
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("backups");
+    let url = file_url(&dest);
+    for mode in ["sudo", "user"] {
+        let env = [
+            ("DEIS_BACKUP_DATABASE__CONTAINER", source.as_str()),
+            ("DEIS_BACKUP_DATABASE__USER", "nobody"), // an OS user, but no role
+            ("DEIS_BACKUP_DATABASE__EXEC_MODE", mode),
+        ];
+        let out = run_with(&env, &["backup", "database", "--destination", &url]);
+        assert_eq!(out.code, 1, "{}", out.all());
+        assert!(out.stderr.contains("exit code"), "{}", out.all());
+        assert!(
+            out.stderr.contains("role \"nobody\" does not exist"),
+            "pg_dumpall's stderr belongs in the error: {}",
+            out.all()
+        );
+        assert_eq!(listed_sets(&url), serde_json::json!([]));
+        assert!(
+            set_dirs(&dest, "database").is_empty(),
+            "a failed run leaves nothing"
+        );
+    }
+}
+
+#[test]
+fn a_missing_or_stopped_container_gives_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("backups");
+    let url = file_url(&dest);
+    let missing = unique("deis-database-missing");
+    let env = [("DEIS_BACKUP_DATABASE__CONTAINER", missing.as_str())];
+    let out = run_with(&env, &["backup", "database", "--destination", &url]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stderr
+            .contains(&format!("container {missing} does not exist")),
+        "{}",
+        out.all()
+    );
+
+    let stopped = unique("deis-backup-stopped");
+    let label = testbed("TESTBED_DB_LABEL");
+    let image = testbed("TESTBED_DB_IMAGE");
+    docker(&["create", "--name", &stopped, "--label", &label, &image]).assert_ok();
+    let env = [("DEIS_BACKUP_DATABASE__CONTAINER", stopped.as_str())];
+    let out = run_with(&env, &["backup", "database", "--destination", &url]);
+    docker(&["rm", "-f", "-v", &stopped]);
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(
+        out.stderr
+            .contains(&format!("container {stopped} is not running")),
+        "{}",
+        out.all()
+    );
+    assert!(set_dirs(&dest, "database").is_empty());
+}
+
+#[test]
+fn the_database_password_never_appears_in_output_or_manifest() {
+    let source = testbed("TESTBED_DB_CONTAINER");
+    let inspect = docker(&[
+        "inspect",
+        "-f",
+        "{{range .Config.Env}}{{println .}}{{end}}",
+        &source,
+    ]);
+    inspect.assert_ok();
+    let password = inspect
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("POSTGRES_PASSWORD="))
+        .unwrap_or("changeme123") // the test bed entrypoint's default
+        .to_string();
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("backups");
+    let url = file_url(&dest);
+    let env = [
+        ("DEIS_BACKUP_DATABASE__CONTAINER", source.as_str()),
+        ("DEIS_BACKUP_LOG", "debug"),
+    ];
+    let outputs = [
+        run_with(&env, &["backup", "database", "--destination", &url]),
+        run_with(&env, &["list", "--destination", &url]),
+        run_with(&env, &["verify", "latest", "--destination", &url]),
+        run_with(
+            &env,
+            &[
+                "restore",
+                "latest",
+                "--only",
+                "database",
+                "--dry-run",
+                "--destination",
+                &url,
+            ],
+        ),
+    ];
+    for out in &outputs {
+        out.assert_ok();
+        assert!(
+            !out.all().contains(&password),
+            "password printed: {}",
+            out.all()
+        );
+    }
+    let manifest = manifest_of(&dest).to_string();
+    assert!(!manifest.contains(&password), "{manifest}");
+}
+
+#[test]
+fn a_dump_killed_mid_stream_fails_the_run_and_leaves_no_set() {
+    let db = FreshContainer::start(&unique("secret"));
+    psql(
+        &db.name,
+        "postgres",
+        "CREATE DATABASE big;\n\\connect big\n\
+         CREATE TABLE blob AS SELECT i, repeat(md5(i::text), 8) AS t FROM generate_series(1, 600000) i;\n",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("backups");
+    let url = file_url(&dest);
+    let child = cli()
+        .env("DEIS_BACKUP_DATABASE__CONTAINER", &db.name)
+        .args(["backup", "database", "--destination", &url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // kill pg_dump (pg_dumpall's worker) as soon as it runs
+    let killed = wait_until(60_000, || {
+        docker(&["exec", &db.name, "pkill", "-KILL", "-x", "pg_dump"]).code == 0
+    });
+    let out: Run = child.wait_with_output().unwrap().into();
+    assert!(killed, "pg_dump was never seen running: {}", out.all());
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.stderr.contains("pg_dump"), "{}", out.all());
+    assert_eq!(listed_sets(&url), serde_json::json!([]));
+    assert!(
+        set_dirs(&dest, "database").is_empty(),
+        "a failed run leaves nothing"
+    );
+}
