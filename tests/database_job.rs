@@ -409,3 +409,76 @@ fn a_dump_killed_mid_stream_fails_the_run_and_leaves_no_set() {
         "a failed run leaves nothing"
     );
 }
+
+#[test]
+fn the_database_job_round_trips_through_the_s3_destination() {
+    // a source of its own: the shared one is compared whole by the round-trip test
+    let source_container = FreshContainer::start(&unique("pw"));
+    let source = source_container.name.clone();
+    let db = unique("s3db").replace('-', "_");
+    psql(&source, "postgres", &format!("CREATE DATABASE {db};\n"));
+    psql(
+        &source,
+        &db,
+        "CREATE TABLE api_app (id text PRIMARY KEY, structure text);\n\
+         INSERT INTO api_app VALUES ('via-s3', '{\"web\": 1}');\n",
+    );
+    let url = format!(
+        "s3://{}/{}",
+        testbed("TESTBED_DEST_BUCKET"),
+        unique("database-s3")
+    );
+    let (endpoint, access, secret) = (
+        testbed("TESTBED_S3_ENDPOINT"),
+        testbed("TESTBED_DEST_ACCESS_KEY"),
+        testbed("TESTBED_DEST_SECRET_KEY"),
+    );
+    let env = [
+        ("DEIS_BACKUP_DATABASE__CONTAINER", source.as_str()),
+        ("DEIS_BACKUP_DESTINATION__URL", url.as_str()),
+        ("DEIS_BACKUP_DESTINATION__ENDPOINT", endpoint.as_str()),
+        ("DEIS_BACKUP_DESTINATION__ACCESS_KEY", access.as_str()),
+        ("DEIS_BACKUP_DESTINATION__SECRET_KEY", secret.as_str()),
+    ];
+    let backup = run_with(&env, &["backup", "database"]);
+    backup.assert_ok();
+    psql(&source, "postgres", &format!("DROP DATABASE {db};\n"));
+
+    let list = run_with(&env, &["list", "--json", "--job", "database"]);
+    list.assert_ok();
+    let sets: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    assert_eq!(sets.as_array().unwrap().len(), 1, "{}", list.stdout);
+    run_with(&env, &["verify", "latest", "--job", "database"]).assert_ok();
+
+    let target = FreshContainer::start(&unique("pw"));
+    let restore = run_with(
+        &env,
+        &[
+            "restore",
+            "latest",
+            "--only",
+            "database",
+            "--container",
+            &target.name,
+        ],
+    );
+    restore.assert_ok();
+    let rows = docker(&[
+        "exec",
+        &target.name,
+        "sudo",
+        "-u",
+        "postgres",
+        "psql",
+        "-At",
+        "-d",
+        &db,
+        "-c",
+        "SELECT id FROM api_app",
+    ]);
+    rows.assert_ok();
+    assert_eq!(rows.stdout.trim(), "via-s3");
+    for out in [&backup, &list, &restore] {
+        assert!(!out.all().contains(&secret), "destination secret printed");
+    }
+}
