@@ -12,20 +12,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use support::*;
 
-fn testbed(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: these tests need the test bed; run them with `bash tests/run.sh`")
-    })
-}
-
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{prefix}-{}-{nanos:08x}", std::process::id())
-}
-
 fn docker(args: &[&str]) -> Run {
     Command::new("docker")
         .args(args)

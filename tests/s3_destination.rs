@@ -6,9 +6,6 @@
 
 mod support;
 
-use aws_sdk_s3::config::{
-    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
-};
 use deis_backup::config::{DestinationSettings, Secret, Settings};
 use deis_backup::runtime::block_on;
 use deis_backup::store::{open_destination, JobKind, RunId, SetRef};
@@ -18,46 +15,6 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use support::*;
-
-/// A test bed variable; a missing one fails the test with the way out.
-fn testbed(name: &str) -> String {
-    match std::env::var(name) {
-        Ok(value) if !value.is_empty() => value,
-        _ => panic!(
-            "{name} is not set: these tests need the real test bed; run them with \
-             `bash tests/run.sh` (or `bash tests/testbed/up.sh DIR && . DIR/env.sh` first)"
-        ),
-    }
-}
-
-/// A fresh prefix in the destination bucket, so tests share one test bed without meeting.
-fn unique(label: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("test-{label}-{}-{nanos:x}", std::process::id())
-}
-
-/// An S3 client of the destination user, to look behind the product's back.
-fn s3() -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(testbed("TESTBED_S3_ENDPOINT"))
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            testbed("TESTBED_DEST_ACCESS_KEY"),
-            testbed("TESTBED_DEST_SECRET_KEY"),
-            None,
-            None,
-            "testbed",
-        ))
-        .force_path_style(true)
-        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-}
 
 /// `deis-backup ARGS...` configured (through the environment) for `s3://bucket/prefix`.
 fn s3_cli(bucket: &str, prefix: &str, secret_key: &str) -> Command {
@@ -91,7 +48,7 @@ fn run_s3(bucket: &str, prefix: &str, args: &[&str]) -> Run {
 fn keys_under(bucket: &str, prefix: &str) -> Vec<String> {
     block_on(async {
         let mut keys = Vec::new();
-        let mut pages = s3()
+        let mut pages = s3_client("TESTBED_DEST_ACCESS_KEY", "TESTBED_DEST_SECRET_KEY")
             .list_objects_v2()
             .bucket(bucket)
             .prefix(format!("{prefix}/"))
@@ -112,7 +69,7 @@ fn keys_under(bucket: &str, prefix: &str) -> Vec<String> {
 /// The keys of the open multipart uploads under `prefix/`.
 fn open_uploads(bucket: &str, prefix: &str) -> Vec<String> {
     block_on(async {
-        let out = s3()
+        let out = s3_client("TESTBED_DEST_ACCESS_KEY", "TESTBED_DEST_SECRET_KEY")
             .list_multipart_uploads()
             .bucket(bucket)
             .prefix(format!("{prefix}/"))
@@ -128,7 +85,7 @@ fn open_uploads(bucket: &str, prefix: &str) -> Vec<String> {
 
 /// Removes what a test wrote (objects and open uploads).
 fn clear(bucket: &str, prefix: &str) {
-    let client = s3();
+    let client = s3_client("TESTBED_DEST_ACCESS_KEY", "TESTBED_DEST_SECRET_KEY");
     block_on(async {
         let uploads = client
             .list_multipart_uploads()
@@ -209,7 +166,14 @@ fn the_volume_job_round_trips_through_s3_with_multipart_uploads() {
     // what is in the bucket: the artifact (multipart: ETag "<md5>-<parts>") and the manifest,
     // no marker, no open upload
     let artifact_key = format!("{prefix}/{set}/store.tar.zst");
-    let head = block_on(s3().head_object().bucket(&bucket).key(&artifact_key).send()).unwrap();
+    let head = block_on(
+        s3_client("TESTBED_DEST_ACCESS_KEY", "TESTBED_DEST_SECRET_KEY")
+            .head_object()
+            .bucket(&bucket)
+            .key(&artifact_key)
+            .send(),
+    )
+    .unwrap();
     let size = head.content_length().unwrap() as u64;
     assert!(
         size > 16 << 20,
@@ -221,7 +185,7 @@ fn the_volume_job_round_trips_through_s3_with_multipart_uploads() {
         head.e_tag()
     );
     let manifest = block_on(async {
-        let out = s3()
+        let out = s3_client("TESTBED_DEST_ACCESS_KEY", "TESTBED_DEST_SECRET_KEY")
             .get_object()
             .bucket(&bucket)
             .key(format!("{prefix}/{set}/manifest.json"))
@@ -380,7 +344,8 @@ fn sweep_removes_what_a_dead_writer_left_and_spares_a_live_one() {
         "started_at": chrono::Utc::now(),
     });
     block_on(
-        s3().put_object()
+        s3_client("TESTBED_DEST_ACCESS_KEY", "TESTBED_DEST_SECRET_KEY")
+            .put_object()
             .bucket(&bucket)
             .key(&marker_key)
             .body(serde_json::to_vec(&marker).unwrap().into())
@@ -505,5 +470,11 @@ fn a_missing_bucket_is_named_and_create_bucket_makes_it() {
     .assert_ok();
     assert_eq!(listed_sets(&bucket, prefix).len(), 1);
     clear(&bucket, prefix);
-    block_on(s3().delete_bucket().bucket(&bucket).send()).unwrap();
+    block_on(
+        s3_client("TESTBED_DEST_ACCESS_KEY", "TESTBED_DEST_SECRET_KEY")
+            .delete_bucket()
+            .bucket(&bucket)
+            .send(),
+    )
+    .unwrap();
 }

@@ -5,56 +5,14 @@
 //! They read the `TESTBED_*` variables written by `tests/testbed/up.sh`; run them through
 //! `bash tests/run.sh`, which brings the test bed up and exports those variables.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use aws_sdk_s3::config::{
-    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
-};
 use aws_sdk_s3::primitives::ByteStream;
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecResults};
 use bollard::Docker;
 
-/// The value of a test bed variable; a missing one fails the test with the way out.
-fn testbed(name: &str) -> String {
-    match std::env::var(name) {
-        Ok(value) if !value.is_empty() => value,
-        _ => panic!(
-            "{name} is not set: these tests need the real test bed; run them with \
-             `bash tests/run.sh` (or `bash tests/testbed/up.sh DIR && . DIR/env.sh` first)"
-        ),
-    }
-}
+mod support;
 
-/// A name no other test run uses, so tests can share one test bed.
-fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970")
-        .as_nanos();
-    format!("{prefix}-{}-{nanos}", std::process::id())
-}
-
-/// An S3 client for the test bed's radosgw, configured as radosgw needs it.
-fn s3_client(access_key_var: &str, secret_key_var: &str) -> aws_sdk_s3::Client {
-    let credentials = Credentials::new(
-        testbed(access_key_var),
-        testbed(secret_key_var),
-        None,
-        None,
-        "testbed",
-    );
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(testbed("TESTBED_S3_ENDPOINT"))
-        .region(Region::new("us-east-1"))
-        .credentials_provider(credentials)
-        .force_path_style(true)
-        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-}
+use support::{s3_client, testbed, unique};
 
 #[tokio::test]
 async fn etcd_v2_keys_api_puts_and_gets() {

@@ -119,3 +119,50 @@ pub fn wait_until(timeout_ms: u64, mut condition: impl FnMut() -> bool) -> bool 
     }
     condition()
 }
+
+/// A test bed variable (set by `tests/testbed/up.sh`); a missing one fails the test with the
+/// way out: the tests never skip because a service is missing.
+pub fn testbed(name: &str) -> String {
+    match std::env::var(name) {
+        Ok(value) if !value.is_empty() => value,
+        _ => panic!(
+            "{name} is not set: these tests need the real test bed; run them with \
+             `bash tests/run.sh` (or `bash tests/testbed/up.sh DIR && . DIR/env.sh` first)"
+        ),
+    }
+}
+
+/// A name no other test (or test run) uses, so tests can share one test bed.
+pub fn unique(label: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_nanos();
+    format!("{label}-{}-{nanos:x}", std::process::id())
+}
+
+/// An S3 client for the test bed's radosgw with the keys named by two test bed variables,
+/// configured as radosgw needs it (path-style, checksums only when required).
+pub fn s3_client(access_key_var: &str, secret_key_var: &str) -> aws_sdk_s3::Client {
+    use aws_sdk_s3::config::{
+        BehaviorVersion, Credentials, Region, RequestChecksumCalculation,
+        ResponseChecksumValidation,
+    };
+    let credentials = Credentials::new(
+        testbed(access_key_var),
+        testbed(secret_key_var),
+        None,
+        None,
+        "testbed",
+    );
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(testbed("TESTBED_S3_ENDPOINT"))
+        .region(Region::new("us-east-1"))
+        .credentials_provider(credentials)
+        .force_path_style(true)
+        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
