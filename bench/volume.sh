@@ -107,7 +107,7 @@ timed() {
 
 ours() {
     rm -rf "$work/out-ours" && mkdir -p "$work/out-ours"
-    timed ours "$work/out-ours" target/release/deis-backup backup volume \
+    timed ours "$work/out-ours" "${CARGO_TARGET_DIR:-target}/release/deis-backup" backup volume \
         --volume-path "$tree" --destination "file://$work/out-ours"
 }
 
