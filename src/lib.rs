@@ -5,9 +5,13 @@
 
 pub mod commands;
 pub mod config;
+pub mod daemon;
 pub mod docker;
+pub mod etcd;
+pub mod gateway;
 pub mod io_util;
 pub mod jobs;
+pub mod metrics;
 pub mod restore;
 pub mod runtime;
 pub mod store;

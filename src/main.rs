@@ -38,6 +38,9 @@ struct GlobalArgs {
     /// etcd endpoint(s), comma-separated (overrides the file and ETCD / DEIS_BACKUP_ETCD).
     #[arg(long, global = true, value_name = "URL")]
     etcd: Option<String>,
+    /// etcd API: v2 (Deis v1's etcd2), v3, or auto (ask the server); default etcd.api.
+    #[arg(long, global = true, value_name = "API", value_parser = ["v2", "v3", "auto"])]
+    etcd_api: Option<String>,
     /// Where backup sets live: file:///path, file://./relative or s3://bucket/prefix.
     #[arg(long, global = true, value_name = "URL")]
     destination: Option<String>,
@@ -62,8 +65,21 @@ impl GlobalArgs {
     fn load_options(&self) -> LoadOptions {
         let mut overrides: Vec<(&'static str, config::Value)> = Vec::new();
         if let Some(etcd) = &self.etcd {
-            let endpoints: Vec<String> = etcd.split(',').map(|s| s.trim().to_string()).collect();
+            let endpoints: Vec<String> = etcd
+                .split(',')
+                .map(str::trim)
+                .map(|s| {
+                    if s.contains("://") {
+                        s.to_string()
+                    } else {
+                        format!("http://{s}")
+                    }
+                })
+                .collect();
             overrides.push(("etcd.endpoints", endpoints.into()));
+        }
+        if let Some(api) = &self.etcd_api {
+            overrides.push(("etcd.api", api.as_str().into()));
         }
         if let Some(url) = &self.destination {
             overrides.push(("destination.url", url.as_str().into()));
@@ -115,17 +131,24 @@ enum Command {
         /// With `latest`: the newest set of this job.
         #[arg(long, value_name = "JOB")]
         job: Option<JobKind>,
+        /// Gateway sets: also re-read every referenced object and check its sha256
+        /// (without it, each object's presence and size are checked).
+        #[arg(long)]
+        read_data: bool,
     },
     /// Restore a set (or the latest set of each job) into this cluster.
     #[command(
-        after_help = "Example:\n  deis-backup restore latest --only volume --volume-path /var/lib/deis/store --dry-run\n\n\
+        after_help = format!("Example:\n  deis-backup restore latest --only volume --volume-path /var/lib/deis/store --dry-run\n\n\
 Volume restore keeps owners, modes and mtimes, refuses entries that would write outside the\n\
 target (absolute paths, `..`, escaping links, device nodes), and refuses a non-empty target\n\
 unless --force is given.\n\n\
 Database restore streams the dump into `psql -v ON_ERROR_STOP=1` inside the target container\n\
 (--container, default database.container), which must run a new, empty cluster:\n  \
-deis-backup restore latest --only database --container deis-database --dry-run"
-    )]
+deis-backup restore latest --only database --container deis-database --dry-run\n\n\
+etcd restore writes the exported keys into --etcd-target (default etcd.endpoints):\n  \
+deis-backup restore latest --only etcd --etcd-target http://10.0.0.2:4001 --dry-run\n{}",
+        deis_backup::restore::etcd::SKIP_RULES
+    ))]
     Restore {
         /// JOB/RUN-ID as `list` shows it, a bare RUN-ID, or `latest`.
         #[arg(default_value = "latest")]
@@ -142,6 +165,15 @@ deis-backup restore latest --only database --container deis-database --dry-run"
         /// The database container to restore into (default: database.container).
         #[arg(long, value_name = "NAME")]
         container: Option<String>,
+        /// etcd: also write the keys skipped by default (TTL'd, services, store, ...).
+        #[arg(long)]
+        include_all: bool,
+        /// etcd: the etcd to write the keys into (default: etcd.endpoints).
+        #[arg(long, value_name = "URL")]
+        etcd_target: Option<String>,
+        /// gateway: only these buckets of the snapshot (comma-separated; default all).
+        #[arg(long, value_delimiter = ',', value_name = "BUCKETS")]
+        buckets: Vec<String>,
     },
     /// Delete sets that the retention policy no longer keeps.
     #[command(after_help = "Example:\n  deis-backup prune --dry-run")]
@@ -203,19 +235,26 @@ fn main() -> ExitCode {
     init_logging(&cli.global.log_level);
     let options = cli.global.load_options();
     let result = match cli.command {
-        Command::Run => Ok(commands::not_available("`run` (the scheduling daemon)")),
+        Command::Run => commands::run(&options),
         Command::Prune { .. } => Ok(commands::not_available("`prune` (retention)")),
         Command::Backup { job, create_bucket } => {
             commands::backup(&options, &job.jobs(), create_bucket)
         }
         Command::List { job, json } => commands::list(&options, job, json),
-        Command::Verify { set, job } => commands::verify(&options, &set, job),
+        Command::Verify {
+            set,
+            job,
+            read_data,
+        } => commands::verify(&options, &set, job, read_data),
         Command::Restore {
             set,
             only,
             dry_run,
             force,
             container,
+            include_all,
+            etcd_target,
+            buckets,
         } => commands::restore(
             &options,
             &RestoreArgs {
@@ -224,6 +263,9 @@ fn main() -> ExitCode {
                 dry_run,
                 force,
                 container,
+                include_all,
+                etcd_target,
+                buckets,
             },
         ),
         Command::Config {

@@ -5,12 +5,16 @@ mod backup;
 mod config_cmd;
 mod list;
 mod restore;
+mod restore_etcd;
+mod restore_gateway;
+mod run;
 mod verify;
 
 pub use backup::backup;
 pub use config_cmd::{config_check, config_show};
 pub use list::list;
 pub use restore::{restore, RestoreArgs};
+pub use run::run;
 pub use verify::verify;
 
 use crate::config::{self, LoadOptions, Settings};
@@ -29,16 +33,31 @@ pub fn not_available(what: &str) -> ExitCode {
     ExitCode::from(EXIT_NOT_AVAILABLE)
 }
 
-/// Loads and validates the configuration for a command.
+/// Loads and validates the configuration for a command (etcd included when configured).
 pub fn load_settings(options: &LoadOptions) -> anyhow::Result<Settings> {
-    let settings = config::load(options)?;
-    if !settings.etcd.endpoints.is_empty() {
-        tracing::warn!(
-            endpoints = ?settings.etcd.endpoints,
-            "Reading configuration from etcd is not available in this version yet; using defaults, file, environment and flags only."
-        );
+    let options = with_etcd_layer(options)?;
+    Ok(config::load(&options)?)
+}
+
+/// `options` with the etcd layer read, when file, environment or flags name etcd endpoints.
+/// Unknown keys under `PREFIX/backup/` are warned about; unusable values fail the load.
+pub fn with_etcd_layer(options: &LoadOptions) -> anyhow::Result<LoadOptions> {
+    let base = config::load_unvalidated(options)?;
+    if base.etcd.endpoints.is_empty() {
+        return Ok(options.clone());
     }
-    Ok(settings)
+    let read = crate::runtime::block_on(async {
+        let client = crate::etcd::EtcdClient::connect(&base.etcd).await?;
+        crate::etcd::read_config(&client, &base.etcd.prefix).await
+    })
+    .context("cannot read the configuration from etcd")?;
+    let layer = read.layer.map_err(config::ConfigError::Etcd)?;
+    for warning in &layer.warnings {
+        tracing::warn!("{warning}");
+    }
+    let mut options = options.clone();
+    options.etcd = Some(layer);
+    Ok(options)
 }
 
 /// Opens the configured destination.

@@ -17,6 +17,12 @@ pub struct RestoreArgs {
     pub force: bool,
     /// The database container to restore into (default: `database.container`).
     pub container: Option<String>,
+    /// etcd: also write the keys skipped by default (see `restore::etcd::SKIP_RULES`).
+    pub include_all: bool,
+    /// etcd: the etcd to write into (default: `etcd.endpoints`).
+    pub etcd_target: Option<String>,
+    /// gateway: only these buckets of the snapshot (empty: all).
+    pub buckets: Vec<String>,
 }
 
 pub fn restore(options: &LoadOptions, args: &RestoreArgs) -> anyhow::Result<ExitCode> {
@@ -33,6 +39,14 @@ pub fn restore(options: &LoadOptions, args: &RestoreArgs) -> anyhow::Result<Exit
     for job in jobs {
         if job == JobKind::Database {
             restore_database_job(&settings, dest.as_ref(), &listing, args)?;
+            continue;
+        }
+        if job == JobKind::Etcd {
+            super::restore_etcd::restore_etcd_job(&settings, dest.as_ref(), &listing, args)?;
+            continue;
+        }
+        if job == JobKind::Gateway {
+            super::restore_gateway::restore_gateway_job(&settings, dest.as_ref(), &listing, args)?;
             continue;
         }
         if job != JobKind::Volume {

@@ -3,7 +3,7 @@
 use super::{human_bytes, load_settings, open_destination, EXIT_FAILURE};
 use crate::config::LoadOptions;
 use crate::store::{find_set, list_complete, JobKind, SetSelector};
-use crate::verify::verify_set;
+use crate::verify::verify_set_with;
 use anyhow::anyhow;
 use std::process::ExitCode;
 
@@ -11,6 +11,7 @@ pub fn verify(
     options: &LoadOptions,
     selector: &SetSelector,
     job: Option<JobKind>,
+    read_data: bool,
 ) -> anyhow::Result<ExitCode> {
     let settings = load_settings(options)?;
     let dest = open_destination(&settings)?;
@@ -22,7 +23,7 @@ pub fn verify(
         )
     })?;
     let set = format!("{}/{}", manifest.job, manifest.run_id);
-    let checks = verify_set(dest.as_ref(), manifest)?;
+    let checks = verify_set_with(dest.as_ref(), manifest, read_data)?;
     let mut ok = true;
     for check in &checks {
         if check.problems.is_empty() {

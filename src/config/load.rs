@@ -1,5 +1,6 @@
 //! Layering of the configuration sources (defaults < file < `ETCD` < `DEIS_BACKUP_*` < flags).
 
+use super::etcd_source::{EtcdKeyProblem, EtcdLayer};
 use super::secret::is_secret_key;
 use super::{validate, Problem, Settings};
 use config::{Case, Config, Environment, File, FileFormat};
@@ -21,6 +22,9 @@ pub struct LoadOptions {
     pub env: Vec<(String, String)>,
     /// Values given as flags, by dotted key (`destination.url`); they win over everything.
     pub overrides: Vec<(&'static str, config::Value)>,
+    /// What was read from etcd (see [`super::map_etcd_keys`]); between the file and the
+    /// environment.
+    pub etcd: Option<EtcdLayer>,
 }
 
 impl LoadOptions {
@@ -33,6 +37,7 @@ impl LoadOptions {
             file,
             env: std::env::vars().collect(),
             overrides,
+            etcd: None,
         }
     }
 }
@@ -48,6 +53,8 @@ pub enum ConfigError {
     },
     #[error("configuration file {path}: {message}")]
     File { path: PathBuf, message: String },
+    #[error("invalid configuration in etcd:\n  {}", .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n  "))]
+    Etcd(Vec<EtcdKeyProblem>),
     #[error("environment variable {var}: {message}")]
     Env { var: String, message: String },
     #[error("cannot combine the configuration layers: {0}")]
@@ -81,6 +88,10 @@ pub fn load_unvalidated(options: &LoadOptions) -> Result<Settings, ConfigError> 
     if let Some(endpoints) = etcd_endpoints_from_env(&env) {
         let table = toml::toml! { [etcd] endpoints = endpoints };
         builder = builder.add_source(File::from_str(&table.to_string(), FileFormat::Toml));
+    }
+    if let Some(layer) = &options.etcd {
+        let table = layer.to_table().to_string();
+        builder = builder.add_source(File::from_str(&table, FileFormat::Toml));
     }
     let config_env = config_env_vars(&env);
     for (var, value) in &config_env {
@@ -135,7 +146,7 @@ fn read_file_strictly(path: &Path) -> Result<String, ConfigError> {
 }
 
 /// `ETCD` or `DEIS_BACKUP_ETCD` (`host:port` as Deis sets it, or URLs, comma-separated).
-fn etcd_endpoints_from_env(env: &HashMap<String, String>) -> Option<Vec<String>> {
+pub(super) fn etcd_endpoints_from_env(env: &HashMap<String, String>) -> Option<Vec<String>> {
     let raw = env.get("DEIS_BACKUP_ETCD").or_else(|| env.get("ETCD"))?;
     let endpoints: Vec<String> = raw
         .split(',')
@@ -152,7 +163,7 @@ fn etcd_endpoints_from_env(env: &HashMap<String, String>) -> Option<Vec<String>>
     (!endpoints.is_empty()).then_some(endpoints)
 }
 
-fn config_env_vars(env: &HashMap<String, String>) -> HashMap<String, String> {
+pub(super) fn config_env_vars(env: &HashMap<String, String>) -> HashMap<String, String> {
     env.iter()
         .filter(|(k, _)| {
             k.starts_with(&format!("{ENV_PREFIX}_")) && !RESERVED_ENV.contains(&k.as_str())
@@ -225,6 +236,7 @@ mod tests {
                 ("DEIS_BACKUP_VOLUME__PATH", "/env"),
             ]),
             overrides: vec![("volume.path", "/flag".into())],
+            etcd: None,
         };
         let s = load(&options).unwrap();
         assert_eq!(s.destination.url, "file:///from-file");

@@ -1,16 +1,23 @@
 //! The settings model: every key of the configuration file, its default, and its validation.
 //!
-//! Layers (lowest first): built-in defaults < `--config FILE` (TOML) < etcd (a later issue) <
+//! Layers (lowest first): built-in defaults < `--config FILE` (TOML) < etcd ([`EtcdLayer`]) <
 //! `DEIS_BACKUP_*` environment < command-line flags. See [`load`].
 
 mod destination_url;
+mod etcd_source;
 mod load;
 mod secret;
+mod sources;
 mod validate;
 
 pub use destination_url::DestinationUrl;
+pub use etcd_source::{
+    etcd_key_of, is_config_key, map_etcd_keys, EtcdKeyProblem, EtcdLayer, EtcdValue,
+    DEIS_BUCKET_KEYS, DEIS_GATEWAY_KEYS,
+};
 pub use load::{load, load_unvalidated, ConfigError, LoadOptions, ENV_PREFIX};
 pub use secret::{is_secret_key, Secret, REDACTED};
+pub use sources::{Source, Sources};
 pub use validate::{validate, Problem};
 
 use serde::{Deserialize, Serialize};
@@ -47,6 +54,9 @@ pub struct EtcdSettings {
     /// Empty means: no etcd, run on file/environment configuration alone.
     pub endpoints: Vec<String>,
     pub api: EtcdApi,
+    /// The Deis keyspace: configuration is read from `PREFIX/backup/...` and the Deis keys
+    /// under it, and the `etcd` job exports everything under it.
+    pub prefix: String,
 }
 
 impl Default for EtcdSettings {
@@ -54,6 +64,7 @@ impl Default for EtcdSettings {
         Self {
             endpoints: Vec::new(),
             api: EtcdApi::Auto,
+            prefix: "/deis".into(),
         }
     }
 }

@@ -5,11 +5,11 @@
 //! with pg_dumpall's completion trailer. Memory stays bounded: a few output chunks in flight,
 //! a short tail of the dump, and at most [`STDERR_LIMIT`] bytes of stderr.
 
-use super::{host_name, CompressedArtifact, JobError, DATABASE_ARTIFACT};
+use super::{complete_set, CompressedArtifact, JobError, DATABASE_ARTIFACT};
 use crate::config::{DatabaseSettings, ExecMode, Settings};
 use crate::docker::{classify, BoundedCapture, DockerClient, DockerError, ExecChunk, ExecSpec};
 use crate::runtime::{block_on, runtime};
-use crate::store::{Destination, JobKind, Manifest, RunId, SetRef, ToolInfo, FORMAT_VERSION};
+use crate::store::{Destination, JobKind, Manifest, RunId, SetRef};
 use bytes::Bytes;
 use chrono::Utc;
 use futures_util::StreamExt;
@@ -334,26 +334,21 @@ pub fn run_database(settings: &Settings, dest: &dyn Destination) -> Result<Manif
         exit_code: code,
         stderr: (!stderr.is_empty()).then(|| stderr.text()),
     };
-    let stats = serde_json::to_value(&stats).expect("stats serialize");
-    let manifest = Manifest {
-        format_version: FORMAT_VERSION,
-        job: JobKind::Database,
-        run_id: set.run_id.clone(),
+    let source = serde_json::json!({
+        "kind": "database",
+        "container": container,
+        "command": command,
+        "server_version": facts.server_version,
+    });
+    let manifest = complete_set(
+        pending,
+        &set,
         started_at,
-        finished_at: Utc::now(),
-        host: host_name(),
-        tool: ToolInfo::this_build(),
-        source: serde_json::json!({
-            "kind": "database",
-            "container": container,
-            "command": command,
-            "server_version": facts.server_version,
-        }),
-        artifacts: vec![artifact],
-        warnings: Vec::new(),
-        stats: stats.as_object().cloned().unwrap_or_default(),
-    };
-    pending.complete(&manifest.to_json())?;
+        source,
+        vec![artifact],
+        Vec::new(),
+        &stats,
+    )?;
     tracing::info!(
         databases = ?facts.databases,
         bytes_read = manifest.artifacts[0].uncompressed_size,

@@ -2,15 +2,18 @@
 
 mod compressed;
 pub mod database;
+pub mod etcd_keys;
+pub mod gateway;
 pub mod volume;
 
 pub use compressed::{CompressedArtifact, FinishError};
 
 use crate::config::Settings;
 use crate::store::{
-    Destination, JobKind, Manifest, RunId, SetRef, StoreError, ToolInfo, FORMAT_VERSION,
+    Artifact, Destination, JobKind, Manifest, PendingSet, RunId, SetRef, StoreError, ToolInfo,
+    Warning, FORMAT_VERSION,
 };
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use std::io::BufWriter;
 use std::path::PathBuf;
 
@@ -31,6 +34,10 @@ pub enum JobError {
     Volume(#[from] volume::VolumeError),
     #[error(transparent)]
     Database(#[from] database::DatabaseError),
+    #[error(transparent)]
+    Gateway(#[from] gateway::GatewayJobError),
+    #[error(transparent)]
+    Etcd(#[from] etcd_keys::EtcdJobError),
     #[error("cannot start compressing {artifact}")]
     Compressor {
         artifact: &'static str,
@@ -62,7 +69,8 @@ pub fn run_backup(
     match job {
         JobKind::Volume => run_volume(settings, dest),
         JobKind::Database => database::run_database(settings, dest),
-        other => Err(JobError::NotAvailable(other)),
+        JobKind::Gateway => gateway::run_gateway(settings, dest),
+        JobKind::Etcd => etcd_keys::run_etcd(settings, dest),
     }
 }
 
@@ -101,21 +109,15 @@ fn run_volume(settings: &Settings, dest: &dyn Destination) -> Result<Manifest, J
             source,
         })?;
 
-    let stats = serde_json::to_value(&outcome.stats).expect("stats serialize");
-    let manifest = Manifest {
-        format_version: FORMAT_VERSION,
-        job: JobKind::Volume,
-        run_id: set.run_id.clone(),
+    let manifest = complete_set(
+        pending,
+        &set,
         started_at,
-        finished_at: Utc::now(),
-        host: host_name(),
-        tool: ToolInfo::this_build(),
-        source: serde_json::json!({ "kind": "volume", "path": root }),
-        artifacts: vec![artifact],
-        warnings: outcome.warnings,
-        stats: stats.as_object().cloned().unwrap_or_default(),
-    };
-    pending.complete(&manifest.to_json())?;
+        serde_json::json!({ "kind": "volume", "path": root }),
+        vec![artifact],
+        outcome.warnings,
+        &outcome.stats,
+    )?;
     tracing::info!(
         bytes_read = outcome.stats.bytes_read,
         bytes_written = manifest.stored_bytes(),
@@ -127,6 +129,39 @@ fn run_volume(settings: &Settings, dest: &dyn Destination) -> Result<Manifest, J
 
 fn absolute(path: &std::path::Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Writes the manifest of a finished run, which makes its set complete, and returns it.
+/// Everything every manifest carries (format, job, run id, times, host, tool) is filled in
+/// here; a job gives what is its own.
+pub(crate) fn complete_set(
+    pending: Box<dyn PendingSet>,
+    set: &SetRef,
+    started_at: DateTime<Utc>,
+    source: serde_json::Value,
+    artifacts: Vec<Artifact>,
+    warnings: Vec<Warning>,
+    stats: &impl serde::Serialize,
+) -> Result<Manifest, StoreError> {
+    let stats = match serde_json::to_value(stats).expect("stats serialize") {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        job: set.job,
+        run_id: set.run_id.clone(),
+        started_at,
+        finished_at: Utc::now(),
+        host: host_name(),
+        tool: ToolInfo::this_build(),
+        source,
+        artifacts,
+        warnings,
+        stats,
+    };
+    pending.complete(&manifest.to_json())?;
+    Ok(manifest)
 }
 
 /// This host's name, for manifests.

@@ -1,7 +1,9 @@
 //! Restoring backup sets: checks before writing anything, then one step per job.
 
 pub mod database;
+pub mod etcd;
 mod extract;
+pub mod gateway;
 mod safe_path;
 
 pub use database::{restore_database, DatabaseRestoreError, DatabaseRestoreReport};
@@ -20,6 +22,8 @@ pub enum RestoreError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Database(#[from] DatabaseRestoreError),
+    #[error(transparent)]
+    Gateway(#[from] gateway::GatewayRestoreError),
     #[error("restore target {0} is not empty; pass --force to restore over what is there")]
     TargetNotEmpty(PathBuf),
     #[error("restore target {path} cannot be used")]

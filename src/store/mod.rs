@@ -86,6 +86,59 @@ pub trait Destination: Send + Sync {
 
     /// Deletes a whole set (manifest first, so that it stops counting as complete at once).
     fn delete_set(&self, set: &SetRef) -> Result<(), StoreError>;
+
+    /// The shared object store of gateway snapshots, when this destination has one.
+    fn objects(&self) -> Option<&dyn ObjectStore> {
+        None
+    }
+}
+
+/// Where the gateway object store lives, relative to the destination root. It is not a set:
+/// set listings and sweeps never see it (`objects` is not a run id).
+pub const OBJECTS_DIR: &str = "gateway/objects";
+
+/// Where objects are written before their address (sha256) is known:
+/// `gateway/objects/.staging/<run-id>/...`, swept once the run's writer is gone.
+pub const STAGING_DIR: &str = "gateway/objects/.staging";
+
+/// `gateway/objects/ab/abcdef...`: the address of an object with this sha256 (hex).
+pub fn object_path(sha256: &str) -> String {
+    format!("{OBJECTS_DIR}/{}/{sha256}", &sha256[..2.min(sha256.len())])
+}
+
+/// The immutable, content-addressed object store under [`OBJECTS_DIR`] that gateway snapshots
+/// share: an object is written once, under the sha256 of its bytes, and never overwritten, so
+/// every snapshot referencing it stays restorable. A snapshot only references objects whose
+/// [`ObjectSink::commit`] returned; objects a crashed run committed without a snapshot are
+/// orphans, harmless, and left for retention to prune.
+pub trait ObjectStore: Send + Sync {
+    /// The stored size of the object with this sha256, `None` when it is not there.
+    fn object_size(&self, sha256: &str) -> Result<Option<u64>, StoreError>;
+
+    /// Starts writing an object for the run `set`; its bytes become visible under their
+    /// address only once committed. Dropping the sink uncommitted discards them.
+    /// `size_hint` is the expected size (it picks single or multipart uploads).
+    fn stage_object(&self, set: &SetRef, size_hint: u64)
+        -> Result<Box<dyn ObjectSink>, StoreError>;
+
+    /// Streams the object with this sha256.
+    fn open_object(&self, sha256: &str) -> Result<Box<dyn Read + Send>, StoreError>;
+}
+
+/// An object being written to the [`ObjectStore`]; hashes what it is given.
+pub trait ObjectSink: Write + Send {
+    /// Makes the object durable under its address (unless identical bytes are there already).
+    fn commit(self: Box<Self>) -> Result<StoredObject, StoreError>;
+}
+
+/// What [`ObjectSink::commit`] stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObject {
+    pub size: u64,
+    /// sha256 of the bytes, hex: the address.
+    pub sha256: String,
+    /// The store held these bytes already (from an earlier snapshot or another key).
+    pub deduplicated: bool,
 }
 
 /// A set being written.

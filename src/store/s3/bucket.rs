@@ -396,4 +396,44 @@ impl Bucket {
             .map_err(|e| failed("abort the multipart upload of", &self.name, key, e))?;
         Ok(())
     }
+
+    /// The size of an object, `None` when it does not exist.
+    pub async fn size_of(&self, key: &str) -> Result<Option<u64>, S3Error> {
+        match self
+            .client
+            .head_object()
+            .bucket(&*self.name)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(out.content_length().unwrap_or_default().max(0) as u64)),
+            Err(e) if status(&e) == Some(404) => Ok(None),
+            Err(e) => Err(failed("look up", &self.name, key, e)),
+        }
+    }
+
+    /// Server-side copy of `from` to `to` in this bucket (CopyObject: up to 5 GiB).
+    pub async fn copy(&self, from: &str, to: &str) -> Result<(), S3Error> {
+        const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+            .remove(b'/')
+            .remove(b'-')
+            .remove(b'_')
+            .remove(b'.')
+            .remove(b'~');
+        let source = format!(
+            "{}/{}",
+            self.name,
+            percent_encoding::utf8_percent_encode(from, KEEP)
+        );
+        self.client
+            .copy_object()
+            .bucket(&*self.name)
+            .key(to)
+            .copy_source(source)
+            .send()
+            .await
+            .map_err(|e| failed("copy into", &self.name, to, e))?;
+        Ok(())
+    }
 }

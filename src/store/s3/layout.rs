@@ -97,6 +97,30 @@ impl Keys {
         })
     }
 
+    /// `<prefix>/gateway/objects/ab/abcdef...`: a gateway object by its sha256.
+    pub fn object(&self, sha256: &str) -> String {
+        format!("{}{}", self.root, crate::store::object_path(sha256))
+    }
+
+    /// `<prefix>/gateway/objects/.staging/`, where objects wait for their address.
+    pub fn staging_root(&self) -> String {
+        format!("{}{}/", self.root, crate::store::STAGING_DIR)
+    }
+
+    /// `<prefix>/gateway/objects/.staging/<run-id>/<name>`: a staged object of a gateway run.
+    pub fn staged(&self, set: &SetRef, name: &str) -> String {
+        format!("{}{}/{name}", self.staging_root(), set.run_id)
+    }
+
+    /// The gateway set whose staged object (or staging folder) `key` is, if it is one.
+    pub fn set_of_staged(&self, key: &str) -> Option<SetRef> {
+        let run = key.strip_prefix(&self.staging_root())?.split('/').next()?;
+        Some(SetRef {
+            job: JobKind::Gateway,
+            run_id: run.parse().ok()?,
+        })
+    }
+
     /// The set an object key `<prefix>/<job>/<run-id>/<name>` belongs to, if any.
     pub fn set_of_key(&self, key: &str) -> Option<SetRef> {
         let mut parts = key.strip_prefix(&self.root)?.splitn(3, '/');
@@ -221,6 +245,14 @@ mod tests {
             Some(set())
         );
         assert_eq!(k.set_of_key("p/q/gateway/objects/ab/cd"), None);
+        let gw: SetRef = "gateway/20261125T034500Z-3fa9c1".parse().unwrap();
+        assert_eq!(k.object("abcd"), "p/q/gateway/objects/ab/abcd");
+        assert_eq!(k.set_of_staged(&k.staged(&gw, "7")), Some(gw.clone()));
+        assert_eq!(k.set_of_staged("p/q/gateway/objects/.staging/junk/7"), None);
+        assert_eq!(
+            k.set_of_folder(JobKind::Gateway, "p/q/gateway/objects/"),
+            None
+        );
         assert_eq!(k.set_of_key("p/q/volume/20261125T034500Z-3fa9c1/"), None);
         assert_eq!(k.set_of_key("other/volume/20261125T034500Z-3fa9c1/x"), None);
         assert_eq!(k.set_of_folder(JobKind::Volume, "p/q/volume/junk/"), None);

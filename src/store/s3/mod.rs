@@ -7,6 +7,7 @@
 
 mod bucket;
 mod layout;
+mod objects;
 mod read;
 mod sweep;
 mod upload;
@@ -238,6 +239,10 @@ impl Destination for S3Destination {
             self.bucket.delete_many(keys).await
         })?;
         Ok(())
+    }
+
+    fn objects(&self) -> Option<&dyn crate::store::ObjectStore> {
+        Some(self)
     }
 }
 

@@ -65,7 +65,10 @@ pub async fn sweep(bucket: &Bucket, keys: &Keys) -> Result<Vec<String>, S3Error>
     };
 
     for upload in bucket.list_uploads(keys.root()).await? {
-        let dead = match keys.set_of_key(&upload.key) {
+        let dead = match keys
+            .set_of_key(&upload.key)
+            .or_else(|| keys.set_of_staged(&upload.key))
+        {
             Some(set) => matches!(judge.writer(&set).await?, Writer::Dead(_)),
             None => upload
                 .initiated
@@ -74,6 +77,18 @@ pub async fn sweep(bucket: &Bucket, keys: &Keys) -> Result<Vec<String>, S3Error>
         if dead {
             bucket.abort_upload(&upload.key, &upload.upload_id).await?;
             tracing::info!(key = %upload.key, "Aborted a multipart upload left by an interrupted run.");
+        }
+    }
+
+    // staged gateway objects of dead runs: never committed, referenced by no snapshot
+    let staging = bucket.list_folder(&keys.staging_root()).await?;
+    for folder in &staging.folders {
+        let Some(set) = keys.set_of_staged(folder) else {
+            continue;
+        };
+        if matches!(judge.writer(&set).await?, Writer::Dead(_)) {
+            let objects = bucket.list_all(folder).await?;
+            bucket.delete_many(objects).await?;
         }
     }
 

@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# gateway.sh - benchmark the gateway job against the documented procedure (s3cmd sync) and
+# rclone, reading the same buckets from a real Ceph radosgw.
+#
+#   usage: bench/gateway.sh [WORK_DIR]        (default bench/work/gateway, gitignored)
+#   env:   TESTBED_S3_ENDPOINT, TESTBED_GATEWAY_ACCESS_KEY, TESTBED_GATEWAY_SECRET_KEY: use
+#          that radosgw; unset: bring one up under WORK_DIR/rgw (bluestore) and tear it down
+#          CONCURRENCY=16  the gateway job's concurrency
+#
+# Seeds (once; kept while the radosgw lives) about 2,000 objects, ~1.1 GiB, 4 KiB to 32 MiB,
+# into buckets bench_db_wal (WAL-E layout: basebackups_005/..., wal_005/...) and
+# bench_registry (registry layout: docker/registry/v2/...). Then times under /usr/bin/time -v,
+# each into an empty local folder, then again with nothing changed:
+#   ours:       target/release/deis-backup backup gateway   (local destination)
+#   s3cmd:      s3cmd sync s3://BUCKET DIR/                 (the Deis documented procedure)
+#   rclone:     rclone sync gw:BUCKET DIR                   (defaults: 4 transfers)
+#   rclone16:   rclone sync --transfers 16 gw:BUCKET DIR
+# and prints wall times, the ratios to ours, and our peak RSS.
+set -Eeuo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+repo=$(pwd)
+work=$(mkdir -p "${1:-bench/work/gateway}" && cd "${1:-bench/work/gateway}" && pwd)
+concurrency=${CONCURRENCY:-16}
+buckets=(bench_db_wal bench_registry)
+
+say() { printf '[gateway-bench] %s\n' "$*" >&2; }
+die() { say "ERROR: $*"; exit 1; }
+
+for tool in python3 s3cmd rclone /usr/bin/time cargo curl; do
+    command -v "$tool" >/dev/null || die "$tool missing (run tests/testbed/install-deps.sh)"
+done
+
+own_rgw=
+cleanup() {
+    if [[ -n $own_rgw ]]; then
+        say "tearing down the radosgw under $own_rgw"
+        bash tests/testbed/rgw-down.sh "$own_rgw" >&2 || true
+    fi
+}
+trap cleanup EXIT
+
+if [[ -z ${TESTBED_S3_ENDPOINT:-} ]]; then
+    own_rgw=$work/rgw
+    say "bringing up radosgw (bluestore) under $own_rgw"
+    TESTBED_OSD_STORE=bluestore TESTBED_OSD_GB=${TESTBED_OSD_GB:-6} bash tests/testbed/rgw-up.sh "$own_rgw" >&2
+    set -a
+    # shellcheck source=/dev/null
+    . "$own_rgw/env"
+    set +a
+fi
+endpoint=$TESTBED_S3_ENDPOINT
+access=$TESTBED_GATEWAY_ACCESS_KEY
+secret=$TESTBED_GATEWAY_SECRET_KEY
+hostport=${endpoint#http://}
+
+s3cfg=$work/s3cfg
+umask 077
+cat >"$s3cfg" <<CFG
+[default]
+access_key = $access
+secret_key = $secret
+host_base = $hostport
+host_bucket = $hostport
+use_https = False
+bucket_location = us-east-1
+CFG
+umask 022
+export RCLONE_CONFIG_GW_TYPE=s3 RCLONE_CONFIG_GW_PROVIDER=Ceph RCLONE_CONFIG_GW_ENDPOINT=$endpoint \
+    RCLONE_CONFIG_GW_ACCESS_KEY_ID=$access RCLONE_CONFIG_GW_SECRET_ACCESS_KEY=$secret \
+    RCLONE_CONFIG_GW_FORCE_PATH_STYLE=true
+# rclone 1.60 refuses to start with AWS_CA_BUNDLE set ("unsupported transport")
+rclone_() { env -u AWS_CA_BUNDLE rclone --config /dev/null "$@"; }
+
+seeded() {
+    local n
+    n=$(rclone_ size --json "gw:${buckets[0]}" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])' 2>/dev/null || echo 0)
+    [[ $n -gt 1000 ]]
+}
+
+seed() {
+    local src=$work/seed
+    say "generating ~2,000 objects (~1.1 GiB, seeded) in $src"
+    rm -rf "$src"
+    python3 - "$src" <<'PY'
+import os, random, sys
+root = sys.argv[1]
+rng = random.Random(20261125)
+def put(path, size):
+    p = os.path.join(root, path)
+    os.makedirs(os.path.dirname(p), exist_ok=True)
+    with open(p, 'wb') as f:
+        f.write(rng.randbytes(size))
+total = 0
+# WAL-E: 16 MiB-ish WAL segments compressed to 4 KiB-2 MiB, base backup partitions up to 32 MiB
+for i in range(1100):
+    size = rng.choice([rng.randint(4 << 10, 64 << 10)] * 3 + [rng.randint(256 << 10, 2 << 20)])
+    put(f'bench_db_wal/wal_005/{0x000000010000000000000000 + i:024X}.lzo', size); total += size
+for b in range(3):
+    base = f'basebackups_005/base_{0x000000010000000000000000 + b * 300:024X}_00000040'
+    for part in range(8):
+        size = rng.randint(8 << 20, 32 << 20)
+        put(f'bench_db_wal/{base}/tar_partitions/part_{part:08d}.tar.lzo', size); total += size
+    put(f'bench_db_wal/{base}_backup_stop_sentinel.json', 300); total += 300
+# registry: layers of all sizes, small manifests and links
+for i in range(300):
+    digest = '%064x' % rng.getrandbits(256)
+    size = rng.choice([rng.randint(4 << 10, 512 << 10)] * 3 + [rng.randint(1 << 20, 12 << 20)])
+    put(f'bench_registry/docker/registry/v2/blobs/sha256/{digest[:2]}/{digest}/data', size); total += size
+    put(f'bench_registry/docker/registry/v2/repositories/app{i % 40}/_layers/sha256/{digest}/link', 71)
+    total += 71
+for i in range(270):
+    digest = '%064x' % rng.getrandbits(256)
+    put(f'bench_registry/docker/registry/v2/repositories/app{i % 40}/_manifests/revisions/sha256/{digest}/link', 4096)
+    total += 4096
+n = sum(len(f) for _, _, f in os.walk(root))
+print(f'{n} objects, {total / 2**30:.2f} GiB', file=sys.stderr)
+PY
+    for b in "${buckets[@]}"; do
+        s3cmd -c "$s3cfg" mb "s3://$b" >/dev/null 2>&1 || true
+        say "uploading into $b"
+        rclone_ copy --transfers 16 "$src/$b" "gw:$b"
+    done
+    rm -rf "$src"
+}
+
+seeded || seed
+say "building the release binary"
+cargo build --release --quiet
+
+# run NAME CMD...: times CMD, appends "NAME wall_seconds rss_kib" to the results
+results=$work/results.txt
+: >"$results"
+run() {
+    local name=$1
+    shift
+    sync
+    /usr/bin/time -v -o "$work/time-$name.txt" "$@" >"$work/out-$name.log" 2>&1 ||
+        { cat "$work/out-$name.log" >&2; die "$name failed"; }
+    local wall rss
+    wall=$(python3 - "$work/time-$name.txt" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+m = re.search(r'Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)', t)
+h, mi, s = int(m.group(1) or 0), int(m.group(2)), float(m.group(3))
+print(f'{h * 3600 + mi * 60 + s:.2f}')
+PY
+)
+    rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$work/time-$name.txt")
+    echo "$name $wall $rss" >>"$results"
+    say "$name: ${wall}s, peak RSS $((rss / 1024)) MiB"
+}
+
+ours() {
+    DEIS_BACKUP_GATEWAY__ENDPOINT=$endpoint DEIS_BACKUP_GATEWAY__ACCESS_KEY=$access \
+        DEIS_BACKUP_GATEWAY__SECRET_KEY=$secret DEIS_BACKUP_GATEWAY__BUCKETS=bench_db_wal,bench_registry \
+        DEIS_BACKUP_GATEWAY__CONCURRENCY=$concurrency DEIS_BACKUP_DESTINATION__URL="file://$work/dest-ours" \
+        "$repo/target/release/deis-backup" backup gateway
+}
+s3cmd_sync() {
+    for b in $BUCKETS_LIST; do s3cmd -c "$s3cfg" sync --no-progress "s3://$b" "$work/dest-s3cmd/"; done
+}
+rclone_sync() {
+    for b in $BUCKETS_LIST; do rclone_ sync "$@" "gw:$b" "$work/dest-rclone$#/$b"; done
+}
+export -f ours s3cmd_sync rclone_sync rclone_
+export endpoint access secret concurrency work repo s3cfg
+export BUCKETS_LIST="${buckets[*]}"
+
+rm -rf "$work"/dest-*
+run ours-full bash -c ours
+run ours-nochange bash -c ours
+run s3cmd-full bash -c s3cmd_sync
+run s3cmd-nochange bash -c s3cmd_sync
+run rclone-full bash -c rclone_sync
+run rclone-nochange bash -c rclone_sync
+run rclone16-full bash -c 'rclone_sync --transfers 16'
+run rclone16-nochange bash -c 'rclone_sync --transfers 16'
+
+python3 - "$results" "$work" <<'PY'
+import json, glob, sys
+rows = {l.split()[0]: (float(l.split()[1]), int(l.split()[2])) for l in open(sys.argv[1])}
+stats = []
+for m in sorted(glob.glob(sys.argv[2] + '/dest-ours/gateway/*/manifest.json')):
+    stats.append(json.load(open(m))['stats'])
+print()
+print(f"{'run':<20}{'wall s':>9}{'peak RSS MiB':>14}{'vs ours':>9}")
+for name, (wall, rss) in rows.items():
+    base = rows['ours-nochange' if 'nochange' in name else 'ours-full'][0]
+    print(f"{name:<20}{wall:>9.2f}{rss / 1024:>14.0f}{wall / base:>8.1f}x")
+if len(stats) >= 2:
+    f, n = stats[0], stats[-1]
+    print(f"\nours full: {f['objects']} objects, {f['bytes'] / 2**30:.2f} GiB, copied {f['copied']}")
+    print(f"ours no-change: copied {n['copied']} objects ({n['copied_bytes']} bytes), unchanged {n['unchanged']}")
+print(f"targets: full >= 3x faster than s3cmd ({rows['s3cmd-full'][0] / rows['ours-full'][0]:.1f}x), "
+      f"<= rclone --transfers 16 ({rows['rclone16-full'][0] / rows['ours-full'][0]:.2f}x), "
+      f"no-change >= 5x faster than s3cmd ({rows['s3cmd-nochange'][0] / rows['ours-nochange'][0]:.1f}x), "
+      f"peak RSS < 128 MiB ({max(rows['ours-full'][1], rows['ours-nochange'][1]) / 1024:.0f} MiB)")
+PY

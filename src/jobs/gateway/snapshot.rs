@@ -1,0 +1,213 @@
+//! The snapshot artifact of a gateway set (`snapshot.json.zst`): per bucket, every object's
+//! key, size, ETag, sha256, content type, user metadata and address in the object store; and
+//! the pure rule that compares a bucket listing with the previous snapshot.
+
+use crate::gateway::ListedObject;
+use crate::store::{Destination, Manifest, SetRef, StoreError};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+
+/// The artifact name of a gateway snapshot.
+pub const SNAPSHOT_ARTIFACT: &str = "snapshot.json.zst";
+
+/// Version of the snapshot format written by this build.
+pub const SNAPSHOT_FORMAT: u32 = 1;
+
+/// Every bucket of one gateway run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub format_version: u32,
+    pub buckets: Vec<BucketSnapshot>,
+}
+
+/// One bucket as it was listed, objects in key order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BucketSnapshot {
+    pub name: String,
+    pub objects: Vec<ObjectRecord>,
+}
+
+/// One object: what the gateway said about it, and where its bytes are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRecord {
+    pub key: String,
+    pub size: u64,
+    /// The gateway's ETag, without quotes.
+    pub etag: String,
+    /// sha256 of the bytes (hex), computed while they streamed: the object-store address.
+    pub sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    /// User metadata (`x-amz-meta-*`, names without the prefix).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+    /// Where the bytes live, relative to the destination root (`gateway/objects/ab/...`).
+    pub location: String,
+}
+
+impl Snapshot {
+    pub fn bucket(&self, name: &str) -> Option<&BucketSnapshot> {
+        self.buckets.iter().find(|b| b.name == name)
+    }
+
+    /// Objects and bytes in all buckets.
+    pub fn totals(&self) -> (usize, u64) {
+        self.buckets
+            .iter()
+            .flat_map(|b| &b.objects)
+            .fold((0, 0), |(n, bytes), o| (n + 1, bytes + o.size))
+    }
+}
+
+/// What to do with one listed object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Same key, size and ETag as in the previous snapshot: carry its record over, read nothing.
+    Unchanged(ObjectRecord),
+    /// New or changed: read it and store its bytes.
+    Copy(ListedObject),
+}
+
+/// Compares a bucket listing with the bucket in the previous snapshot (key, size, ETag).
+pub fn plan(listed: Vec<ListedObject>, previous: Option<&BucketSnapshot>) -> Vec<Action> {
+    let known: HashMap<&str, &ObjectRecord> = previous
+        .map(|b| b.objects.iter().map(|o| (o.key.as_str(), o)).collect())
+        .unwrap_or_default();
+    listed
+        .into_iter()
+        .map(|l| match known.get(l.key.as_str()) {
+            Some(prev) if prev.size == l.size && prev.etag == l.etag => {
+                Action::Unchanged((*prev).clone())
+            }
+            _ => Action::Copy(l),
+        })
+        .collect()
+}
+
+/// Why a snapshot artifact could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("set {set} has no {SNAPSHOT_ARTIFACT} in its manifest")]
+    Missing { set: SetRef },
+    #[error("cannot read {SNAPSHOT_ARTIFACT} of {set}")]
+    Read {
+        set: SetRef,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{SNAPSHOT_ARTIFACT} of {set} is not a snapshot this version understands: {detail}")]
+    Format { set: SetRef, detail: String },
+}
+
+/// Reads the snapshot of a complete gateway set.
+pub fn read_snapshot(
+    dest: &dyn Destination,
+    manifest: &Manifest,
+) -> Result<Snapshot, SnapshotError> {
+    let set = SetRef {
+        job: manifest.job,
+        run_id: manifest.run_id.clone(),
+    };
+    if manifest.artifact(SNAPSHOT_ARTIFACT).is_none() {
+        return Err(SnapshotError::Missing { set });
+    }
+    let reader = dest.open_artifact(&set, SNAPSHOT_ARTIFACT)?;
+    let decoder =
+        zstd::stream::read::Decoder::new(reader).map_err(|source| SnapshotError::Read {
+            set: set.clone(),
+            source,
+        })?;
+    let snapshot: Snapshot = serde_json::from_reader(io::BufReader::new(decoder)).map_err(|e| {
+        SnapshotError::Format {
+            set: set.clone(),
+            detail: e.to_string(),
+        }
+    })?;
+    if snapshot.format_version > SNAPSHOT_FORMAT {
+        return Err(SnapshotError::Format {
+            set,
+            detail: format!(
+                "format {} is newer than {SNAPSHOT_FORMAT}",
+                snapshot.format_version
+            ),
+        });
+    }
+    Ok(snapshot)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listed(key: &str, size: u64, etag: &str) -> ListedObject {
+        ListedObject {
+            key: key.into(),
+            size,
+            etag: etag.into(),
+        }
+    }
+
+    fn record(key: &str, size: u64, etag: &str) -> ObjectRecord {
+        ObjectRecord {
+            key: key.into(),
+            size,
+            etag: etag.into(),
+            sha256: "ab".repeat(32),
+            content_type: Some("text/plain".into()),
+            metadata: BTreeMap::from([("k".into(), "v".into())]),
+            location: crate::store::object_path(&"ab".repeat(32)),
+        }
+    }
+
+    #[test]
+    fn only_new_or_changed_objects_are_copied() {
+        let previous = BucketSnapshot {
+            name: "db_wal".into(),
+            objects: vec![
+                record("same", 3, "e1"),
+                record("resized", 3, "e2"),
+                record("rewritten", 3, "e3"),
+                record("deleted", 3, "e4"),
+            ],
+        };
+        let actions = plan(
+            vec![
+                listed("same", 3, "e1"),
+                listed("resized", 4, "e2"),
+                listed("rewritten", 3, "e3-other"),
+                listed("new", 1, "e5"),
+            ],
+            Some(&previous),
+        );
+        assert_eq!(
+            actions,
+            vec![
+                Action::Unchanged(record("same", 3, "e1")),
+                Action::Copy(listed("resized", 4, "e2")),
+                Action::Copy(listed("rewritten", 3, "e3-other")),
+                Action::Copy(listed("new", 1, "e5")),
+            ]
+        );
+        assert!(plan(vec![listed("a", 0, "x")], None)
+            .iter()
+            .all(|a| matches!(a, Action::Copy(_))));
+    }
+
+    #[test]
+    fn snapshots_round_trip_and_count() {
+        let snap = Snapshot {
+            format_version: SNAPSHOT_FORMAT,
+            buckets: vec![BucketSnapshot {
+                name: "registry".into(),
+                objects: vec![record("a b+ü", 7, "e"), record("z", 0, "f")],
+            }],
+        };
+        let json = serde_json::to_vec(&snap).unwrap();
+        assert_eq!(serde_json::from_slice::<Snapshot>(&json).unwrap(), snap);
+        assert_eq!(snap.totals(), (2, 7));
+        assert!(snap.bucket("registry").is_some() && snap.bucket("db_wal").is_none());
+    }
+}

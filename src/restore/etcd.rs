@@ -1,0 +1,244 @@
+//! Restore of an `etcd` set: the exported keys written back into a (new) cluster's etcd,
+//! except, by default, what a new cluster makes itself or what expires.
+//!
+//! Values are written but never printed: the plan lists keys only.
+
+use crate::config::EtcdSettings;
+use crate::etcd::{EtcdClient, EtcdError};
+use crate::io_util::HashingReader;
+use crate::jobs::etcd_keys::{Export, ExportedKey, ETCD_ARTIFACT};
+use crate::runtime::block_on;
+use crate::store::{Destination, Manifest, SetRef, StoreError};
+
+/// What `restore --only etcd` skips by default, and why (also shown by `restore --help`).
+pub const SKIP_RULES: &str = "\
+etcd restore skips by default (--include-all writes them too):
+  keys with a TTL            published by running components; they would expire anyway
+  PREFIX/services/           service registrations the new cluster's units publish themselves
+  PREFIX/store/              the new store writes its own keys and gateway credentials
+  PREFIX/database/initId     identifies the database cluster the new one creates
+  PREFIX/platform/domain     the new cluster's domain, set by its operator
+  PREFIX/backup/{leader,trigger,status}  deis-backup's own daemon state";
+
+/// Why an etcd restore failed. Never quotes a value.
+#[derive(Debug, thiserror::Error)]
+pub enum EtcdRestoreError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("set {set} has no artifact {ETCD_ARTIFACT} in its manifest")]
+    NotInManifest { set: SetRef },
+    #[error("cannot read {ETCD_ARTIFACT} of {set}: {detail}")]
+    Artifact { set: SetRef, detail: String },
+    #[error(
+        "{ETCD_ARTIFACT} of {set} does not match its manifest ({detail}); nothing was written"
+    )]
+    Corrupt { set: SetRef, detail: String },
+    #[error("cannot write key {key} to the target etcd ({written} keys were written before it)")]
+    Write {
+        key: String,
+        written: usize,
+        #[source]
+        source: Box<EtcdError>,
+    },
+    #[error("cannot connect to the target etcd")]
+    Connect(#[source] EtcdError),
+}
+
+/// Which keys would be written and which skipped.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EtcdRestorePlan {
+    pub write: Vec<ExportedKey>,
+    /// Key and the reason it is skipped.
+    pub skip: Vec<(String, &'static str)>,
+}
+
+/// What a restore did.
+#[derive(Debug, Clone)]
+pub struct EtcdRestoreReport {
+    pub plan: EtcdRestorePlan,
+    /// `v2` or `v3`: the target's API (`None` in a dry run, which does not connect).
+    pub target_api: Option<String>,
+    pub written: usize,
+    pub dry_run: bool,
+}
+
+/// Why a key is not restored by default, or `None` to restore it (pure).
+pub fn skip_reason(prefix: &str, key: &ExportedKey) -> Option<&'static str> {
+    let root = prefix.trim_end_matches('/');
+    let rel = key.key.strip_prefix(root).unwrap_or(&key.key);
+    let rel = rel.trim_start_matches('/');
+    let under = |dir: &str| rel == dir || rel.starts_with(&format!("{dir}/"));
+    if key.ttl.is_some() {
+        Some("has a TTL (published by a running component)")
+    } else if under("services") {
+        Some("service registration (published by the new cluster)")
+    } else if under("store") {
+        Some("store key (the new store writes its own)")
+    } else if rel == "database/initId" {
+        Some("database cluster identity (the new database makes its own)")
+    } else if rel == "platform/domain" {
+        Some("platform domain (set for the new cluster by its operator)")
+    } else if under("backup/leader") || under("backup/trigger") || under("backup/status") {
+        Some("deis-backup daemon state")
+    } else if key.key == root || rel.is_empty() {
+        Some("the keyspace root")
+    } else {
+        None
+    }
+}
+
+/// Splits the export into keys to write and keys to skip (pure).
+pub fn plan(export: &Export, include_all: bool) -> EtcdRestorePlan {
+    let mut plan = EtcdRestorePlan::default();
+    for key in &export.keys {
+        match skip_reason(&export.prefix, key) {
+            Some(reason) if !include_all || reason == "the keyspace root" => {
+                plan.skip.push((key.key.clone(), reason))
+            }
+            _ => plan.write.push(key.clone()),
+        }
+    }
+    plan
+}
+
+/// Reads and checks the export of a set (size and sha256 against the manifest).
+pub fn read_export(
+    dest: &dyn Destination,
+    manifest: &Manifest,
+) -> Result<Export, EtcdRestoreError> {
+    let set = SetRef {
+        job: manifest.job,
+        run_id: manifest.run_id.clone(),
+    };
+    let artifact = manifest
+        .artifact(ETCD_ARTIFACT)
+        .ok_or_else(|| EtcdRestoreError::NotInManifest { set: set.clone() })?;
+    let mut hashing = HashingReader::new(dest.open_artifact(&set, ETCD_ARTIFACT)?);
+    let bad = |detail: String| EtcdRestoreError::Artifact {
+        set: set.clone(),
+        detail,
+    };
+    let decoder = zstd::stream::read::Decoder::new(&mut hashing).map_err(|e| bad(e.to_string()))?;
+    let export: Export = serde_json::from_reader(decoder).map_err(|e| {
+        bad(format!(
+            "not an etcd export (line {}, column {})",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let (size, sha256) = hashing.finish().map_err(|e| bad(e.to_string()))?;
+    if size != artifact.size || sha256 != artifact.sha256 {
+        return Err(EtcdRestoreError::Corrupt {
+            set,
+            detail: format!(
+                "read {size} bytes with sha256 {sha256}, manifest says {} bytes with {}",
+                artifact.size, artifact.sha256
+            ),
+        });
+    }
+    Ok(export)
+}
+
+/// Restores an `etcd` set into the etcd of `target` (nothing is written in a dry run).
+pub fn restore_etcd(
+    dest: &dyn Destination,
+    manifest: &Manifest,
+    target: &EtcdSettings,
+    dry_run: bool,
+    include_all: bool,
+) -> Result<EtcdRestoreReport, EtcdRestoreError> {
+    let export = read_export(dest, manifest)?;
+    let plan = plan(&export, include_all);
+    if dry_run {
+        return Ok(EtcdRestoreReport {
+            plan,
+            target_api: None,
+            written: 0,
+            dry_run,
+        });
+    }
+    let (api, written) = block_on(async {
+        let client = EtcdClient::connect(target)
+            .await
+            .map_err(EtcdRestoreError::Connect)?;
+        let mut written = 0;
+        for key in &plan.write {
+            let result = if key.dir {
+                client.make_dir(&key.key).await
+            } else {
+                let value = key.value_bytes().unwrap_or_default();
+                client.put(&key.key, &value, key.ttl).await
+            };
+            result.map_err(|source| EtcdRestoreError::Write {
+                key: key.key.clone(),
+                written,
+                source: Box::new(source),
+            })?;
+            written += 1;
+        }
+        Ok::<_, EtcdRestoreError>((client.api().to_string(), written))
+    })?;
+    Ok(EtcdRestoreReport {
+        plan,
+        target_api: Some(api),
+        written,
+        dry_run,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+
+    fn key(k: &str, ttl: Option<i64>) -> ExportedKey {
+        ExportedKey {
+            key: k.into(),
+            value: Some("v".into()),
+            value_base64: None,
+            ttl,
+            dir: false,
+            ephemeral: ttl.is_some(),
+        }
+    }
+
+    #[test]
+    fn default_plan_skips_what_a_new_cluster_makes_itself() {
+        let export = Export {
+            format: 1,
+            api: "v2".into(),
+            prefix: "/deis".into(),
+            index: 1,
+            exported_at: Utc::now(),
+            keys: vec![
+                key("/deis", None),
+                key("/deis/controller/registrationMode", None),
+                key("/deis/router/hosts/x", Some(30)),
+                key("/deis/services/app/a", None),
+                key("/deis/store/gateway/secretKey", None),
+                key("/deis/database/initId", None),
+                key("/deis/database/bucketName", None),
+                key("/deis/platform/domain", None),
+                key("/deis/platform/sshPrivateKey", None),
+                key("/deis/backup/leader", None),
+                key("/deis/backup/schedule/volume", None),
+                key("/deis/storeroom", None),
+            ],
+        };
+        let p = plan(&export, false);
+        let written: Vec<_> = p.write.iter().map(|k| k.key.as_str()).collect();
+        assert_eq!(
+            written,
+            [
+                "/deis/controller/registrationMode",
+                "/deis/database/bucketName",
+                "/deis/platform/sshPrivateKey",
+                "/deis/backup/schedule/volume",
+                "/deis/storeroom"
+            ]
+        );
+        assert_eq!(p.skip.len(), 7);
+        let all = plan(&export, true);
+        assert_eq!(all.write.len(), 11, "everything but the root");
+    }
+}
