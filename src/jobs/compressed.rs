@@ -4,10 +4,11 @@ use crate::io_util::{CountingWriter, HashingWriter};
 use crate::store::{Artifact, ArtifactSink, StoreError};
 use std::io::{self, Write};
 
-/// Bytes each zstd worker compresses at a time. zstd's default at level 3 is 8 MiB, which
-/// with its buffer pools costs ~115 MiB of RSS on two workers; 2 MiB keeps the process near
-/// 40 MiB for about 1% larger output (measured on bench/volume.sh's 1 GiB tree).
-const MT_JOB_SIZE: u32 = 2 << 20;
+/// Bytes each zstd worker compresses at a time. zstd's default at level 3 (8 MiB) costs about
+/// 115 MiB of RSS with two workers; 3 MiB keeps the process near 52 MiB for about 0.5% larger
+/// output (bench/volume.sh's 1 GiB tree: 626 MB against 623 MB); 2 MiB saves a little more
+/// memory but costs ~10% more CPU in job overhead.
+const MT_JOB_SIZE: u32 = 3 << 20;
 
 /// An artifact being written compressed. Dropping it unfinished discards it.
 pub struct CompressedArtifact {
