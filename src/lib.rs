@@ -7,6 +7,7 @@ pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod docker;
+pub mod error_chain;
 pub mod etcd;
 pub mod gateway;
 pub mod io_util;

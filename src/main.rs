@@ -65,17 +65,7 @@ impl GlobalArgs {
     fn load_options(&self) -> LoadOptions {
         let mut overrides: Vec<(&'static str, config::Value)> = Vec::new();
         if let Some(etcd) = &self.etcd {
-            let endpoints: Vec<String> = etcd
-                .split(',')
-                .map(str::trim)
-                .map(|s| {
-                    if s.contains("://") {
-                        s.to_string()
-                    } else {
-                        format!("http://{s}")
-                    }
-                })
-                .collect();
+            let endpoints = deis_backup::config::etcd_endpoints(etcd);
             overrides.push(("etcd.endpoints", endpoints.into()));
         }
         if let Some(api) = &self.etcd_api {

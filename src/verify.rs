@@ -4,7 +4,7 @@
 use crate::gateway::pool::parallel_map;
 use crate::io_util::{CountingReader, HashingReader};
 use crate::jobs::gateway::{read_snapshot, SnapshotError};
-use crate::store::{Artifact, Destination, JobKind, Manifest, ObjectStore, SetRef, StoreError};
+use crate::store::{Artifact, Destination, JobKind, Manifest, ObjectStore, StoreError};
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 
@@ -130,10 +130,7 @@ pub fn verify_set(
     dest: &dyn Destination,
     manifest: &Manifest,
 ) -> Result<Vec<ArtifactCheck>, VerifyError> {
-    let set = SetRef {
-        job: manifest.job,
-        run_id: manifest.run_id.clone(),
-    };
+    let set = manifest.set_ref();
     manifest
         .artifacts
         .iter()

@@ -8,10 +8,7 @@
 mod support;
 
 use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_s3::config::{
-    BehaviorVersion, ConfigBag, Credentials, Intercept, Region, RequestChecksumCalculation,
-    ResponseChecksumValidation, RuntimeComponents,
-};
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::primitives::ByteStream;
 use deis_backup::config::{GatewaySettings, Secret, Signature};
 use deis_backup::gateway::{GatewayClient, GatewayError, SignatureVersion};
@@ -21,17 +18,6 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use support::*;
-
-/// A test bed variable; a missing one fails the test with the way out.
-fn testbed(name: &str) -> String {
-    match std::env::var(name) {
-        Ok(value) if !value.is_empty() => value,
-        _ => panic!(
-            "{name} is not set: these tests need the real test bed; run them with \
-             `bash tests/run.sh` (or `bash tests/testbed/up.sh DIR && . DIR/env.sh` first)"
-        ),
-    }
-}
 
 fn nanos() -> u128 {
     std::time::SystemTime::now()
@@ -47,22 +33,10 @@ fn unique_bucket(base: &str) -> String {
 
 /// An SDK client (v4) as `user` ("GATEWAY" or "DEST"), to seed and inspect behind the job's back.
 fn s3(user: &str) -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(testbed("TESTBED_S3_ENDPOINT"))
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new(
-            testbed(&format!("TESTBED_{user}_ACCESS_KEY")),
-            testbed(&format!("TESTBED_{user}_SECRET_KEY")),
-            None,
-            None,
-            "testbed",
-        ))
-        .force_path_style(true)
-        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-        .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
+    s3_client(
+        &format!("TESTBED_{user}_ACCESS_KEY"),
+        &format!("TESTBED_{user}_SECRET_KEY"),
+    )
 }
 
 /// What the source holds for one key: bytes, content type, metadata.

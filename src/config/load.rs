@@ -148,8 +148,14 @@ fn read_file_strictly(path: &Path) -> Result<String, ConfigError> {
 /// `ETCD` or `DEIS_BACKUP_ETCD` (`host:port` as Deis sets it, or URLs, comma-separated).
 pub(super) fn etcd_endpoints_from_env(env: &HashMap<String, String>) -> Option<Vec<String>> {
     let raw = env.get("DEIS_BACKUP_ETCD").or_else(|| env.get("ETCD"))?;
-    let endpoints: Vec<String> = raw
-        .split(',')
+    let endpoints = etcd_endpoints(raw);
+    (!endpoints.is_empty()).then_some(endpoints)
+}
+
+/// etcd endpoints from a comma-separated list of URLs or `host:port` (as Deis sets `ETCD`),
+/// the latter taken as `http://host:port`.
+pub fn etcd_endpoints(list: &str) -> Vec<String> {
+    list.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(|s| {
@@ -159,8 +165,7 @@ pub(super) fn etcd_endpoints_from_env(env: &HashMap<String, String>) -> Option<V
                 format!("http://{s}")
             }
         })
-        .collect();
-    (!endpoints.is_empty()).then_some(endpoints)
+        .collect()
 }
 
 pub(super) fn config_env_vars(env: &HashMap<String, String>) -> HashMap<String, String> {

@@ -15,7 +15,7 @@ pub use etcd_source::{
     etcd_key_of, is_config_key, map_etcd_keys, EtcdKeyProblem, EtcdLayer, EtcdValue,
     DEIS_BUCKET_KEYS, DEIS_GATEWAY_KEYS,
 };
-pub use load::{load, load_unvalidated, ConfigError, LoadOptions, ENV_PREFIX};
+pub use load::{etcd_endpoints, load, load_unvalidated, ConfigError, LoadOptions, ENV_PREFIX};
 pub use secret::{is_secret_key, Secret, REDACTED};
 pub use sources::{Source, Sources};
 pub use validate::{validate, Problem};

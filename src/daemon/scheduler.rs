@@ -7,6 +7,7 @@
 //! are read at fire time, so a rotated key is used from the next run on.
 
 use crate::config::Settings;
+use crate::error_chain::error_chain;
 use crate::jobs::run_backup;
 use crate::metrics::metrics;
 use crate::store::{self, JobKind};
@@ -177,18 +178,6 @@ async fn job_loop(
             running.store(false, Ordering::SeqCst);
         });
     }
-}
-
-/// An error and its causes on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

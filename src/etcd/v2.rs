@@ -2,6 +2,7 @@
 
 use super::REQUEST_TIMEOUT;
 use super::{join_endpoints, EtcdError, Lease, Listing, Node, WatchEvent};
+use crate::error_chain::error_chain;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -443,18 +444,6 @@ fn refused(
 
 fn form(value: &str) -> String {
     utf8_percent_encode(value, NON_ALPHANUMERIC).to_string()
-}
-
-/// reqwest's message and its causes, which say what failed (refused, reset, DNS).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ use crate::io_util::HashingReader;
 use crate::jobs::database::{as_database_user, STDERR_LIMIT};
 use crate::jobs::DATABASE_ARTIFACT;
 use crate::runtime::{block_on, runtime};
-use crate::store::{Destination, Manifest, SetRef};
+use crate::store::{Destination, Manifest};
 use bytes::Bytes;
 use std::io::Read;
 use tokio::io::AsyncWriteExt;
@@ -84,10 +84,7 @@ pub fn restore_database(
     container: &str,
     dry_run: bool,
 ) -> Result<DatabaseRestoreReport, RestoreError> {
-    let set = SetRef {
-        job: manifest.job,
-        run_id: manifest.run_id.clone(),
-    };
+    let set = manifest.set_ref();
     let artifact =
         manifest
             .artifact(DATABASE_ARTIFACT)
@@ -196,17 +193,13 @@ pub fn restore_database(
     }
     drop(decoder);
     let (size, sha256) = hashing.finish().map_err(archive_err)?;
-    if size != artifact.size || sha256 != artifact.sha256 {
-        let detail = format!(
-            "read {size} bytes with sha256 {sha256}, manifest says {} bytes with {}",
-            artifact.size, artifact.sha256
-        );
-        return Err(RestoreError::Corrupt {
+    artifact
+        .check_read(size, &sha256)
+        .map_err(|detail| RestoreError::Corrupt {
             set,
             artifact: artifact.name.clone(),
             detail,
-        });
-    }
+        })?;
     Ok(DatabaseRestoreReport {
         container: container.into(),
         command,

@@ -106,10 +106,7 @@ pub fn read_export(
     dest: &dyn Destination,
     manifest: &Manifest,
 ) -> Result<Export, EtcdRestoreError> {
-    let set = SetRef {
-        job: manifest.job,
-        run_id: manifest.run_id.clone(),
-    };
+    let set = manifest.set_ref();
     let artifact = manifest
         .artifact(ETCD_ARTIFACT)
         .ok_or_else(|| EtcdRestoreError::NotInManifest { set: set.clone() })?;
@@ -127,15 +124,9 @@ pub fn read_export(
         ))
     })?;
     let (size, sha256) = hashing.finish().map_err(|e| bad(e.to_string()))?;
-    if size != artifact.size || sha256 != artifact.sha256 {
-        return Err(EtcdRestoreError::Corrupt {
-            set,
-            detail: format!(
-                "read {size} bytes with sha256 {sha256}, manifest says {} bytes with {}",
-                artifact.size, artifact.sha256
-            ),
-        });
-    }
+    artifact
+        .check_read(size, &sha256)
+        .map_err(|detail| EtcdRestoreError::Corrupt { set, detail })?;
     Ok(export)
 }
 

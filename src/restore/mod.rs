@@ -57,10 +57,7 @@ pub fn restore_volume(
     dry_run: bool,
     force: bool,
 ) -> Result<ExtractReport, RestoreError> {
-    let set = SetRef {
-        job: manifest.job,
-        run_id: manifest.run_id.clone(),
-    };
+    let set = manifest.set_ref();
     let artifact =
         manifest
             .artifact(VOLUME_ARTIFACT)
@@ -82,17 +79,13 @@ pub fn restore_volume(
         .single_frame();
     let report = extract_tar(decoder, target, dry_run).map_err(archive_err)?;
     let (size, sha256) = hashing.finish().map_err(archive_err)?;
-    if size != artifact.size || sha256 != artifact.sha256 {
-        let detail = format!(
-            "read {size} bytes with sha256 {sha256}, manifest says {} bytes with {}",
-            artifact.size, artifact.sha256
-        );
-        return Err(RestoreError::Corrupt {
+    artifact
+        .check_read(size, &sha256)
+        .map_err(|detail| RestoreError::Corrupt {
             set,
             artifact: artifact.name.clone(),
             detail,
-        });
-    }
+        })?;
     Ok(report)
 }
 

@@ -1,6 +1,6 @@
 //! The manifest of a backup set: written last, it is what makes a set complete.
 
-use super::{JobKind, RunId};
+use super::{JobKind, RunId, SetRef};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -113,6 +113,28 @@ impl Manifest {
 
     pub fn artifact(&self, name: &str) -> Option<&Artifact> {
         self.artifacts.iter().find(|a| a.name == name)
+    }
+
+    /// The set this manifest completes.
+    pub fn set_ref(&self) -> SetRef {
+        SetRef {
+            job: self.job,
+            run_id: self.run_id.clone(),
+        }
+    }
+}
+
+impl Artifact {
+    /// Compares what was read of the artifact with what the manifest records; the error says
+    /// both.
+    pub fn check_read(&self, size: u64, sha256: &str) -> Result<(), String> {
+        if size == self.size && sha256 == self.sha256 {
+            return Ok(());
+        }
+        Err(format!(
+            "read {size} bytes with sha256 {sha256}, manifest says {} bytes with {}",
+            self.size, self.sha256
+        ))
     }
 }
 

@@ -9,12 +9,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-/// A variable the test bed sets; missing means the test bed is not up: fail, never skip.
-pub fn testbed(var: &str) -> String {
-    std::env::var(var).unwrap_or_else(|_| {
-        panic!("{var} is not set: these tests need the test bed's etcd; run `bash tests/run.sh`")
-    })
-}
+pub use crate::support::testbed;
 
 /// The test bed's etcd (v2 and v3 enabled).
 pub fn endpoint() -> String {

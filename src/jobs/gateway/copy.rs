@@ -2,6 +2,7 @@
 //! staged write -> commit under its address, retried with backoff on transient errors.
 
 use super::snapshot::ObjectRecord;
+use crate::error_chain::error_chain;
 use crate::gateway::{GatewayClient, GatewayError, ListedObject};
 use crate::runtime::block_on;
 use crate::store::{object_path, ObjectStore, S3Error, SetRef, StoreError};
@@ -78,7 +79,7 @@ pub fn copy_object(
                 wait *= 2;
             }
             Err(e) => {
-                let e = anyhow_chain(&e);
+                let e = error_chain(&e);
                 return Copied::Failed(if attempt > 1 {
                     format!("{e} (after {attempt} attempts)")
                 } else {
@@ -88,18 +89,6 @@ pub fn copy_object(
         }
     }
     unreachable!("the last attempt returns")
-}
-
-/// An error and its sources, `: `-joined.
-fn anyhow_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// One attempt; `Ok(None)` when the object no longer exists.
