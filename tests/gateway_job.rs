@@ -649,3 +649,62 @@ fn a_wrong_gateway_secret_is_a_clear_gateway_error() {
     );
     assert!(gateway_sets(&["db_wal"], &url).is_empty());
 }
+
+/// An object deleted at the source between the listing and its copy is recorded as a
+/// warning (kind `vanished`), and the run still completes with everything else.
+#[test]
+fn an_object_that_vanishes_between_list_and_get_is_a_warning() {
+    let bucket = unique_bucket("db_wal");
+    create_bucket(&bucket);
+    // one worker copies in key order: the big object holds it while the test deletes the last
+    put(
+        &bucket,
+        "a-big",
+        &obj(7, 64 << 20, "application/octet-stream", &[]),
+    );
+    put(&bucket, "z-gone", &obj(8, 4096, "text/plain", &[]));
+    let tmp = tempfile::tempdir().unwrap();
+    let url = file_url(tmp.path());
+    let staging = tmp.path().join("gateway/objects/.staging");
+    let child = gw_cli(
+        &[&bucket],
+        "auto",
+        &testbed("TESTBED_GATEWAY_SECRET_KEY"),
+        &url,
+    )
+    .env("DEIS_BACKUP_GATEWAY__CONCURRENCY", "1")
+    .args(["backup", "gateway"])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let copying = wait_until(60_000, || {
+        std::fs::read_dir(&staging)
+            .map(|runs| {
+                runs.flatten()
+                    .any(|run| std::fs::read_dir(run.path()).is_ok_and(|mut f| f.next().is_some()))
+            })
+            .unwrap_or(false)
+    });
+    assert!(copying, "the copy of a-big never started");
+    delete(&bucket, "z-gone");
+    let run: Run = child.wait_with_output().unwrap().into();
+    run.assert_ok();
+
+    let set = gateway_sets(&[&bucket], &url)
+        .pop()
+        .expect("a complete snapshot");
+    assert_eq!(stats(tmp.path(), &set)["vanished"], 1, "{}", run.all());
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(tmp.path().join(&set).join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    let warnings = manifest["warnings"].as_array().unwrap();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w["kind"] == "vanished" && w["path"].as_str().unwrap().contains("z-gone")),
+        "{warnings:?}"
+    );
+    drop_bucket(&bucket);
+}
