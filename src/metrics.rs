@@ -1,8 +1,9 @@
 //! Prometheus metrics: one registry for the process, served as text at `/metrics`.
 
+use crate::store::Manifest;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 use std::sync::OnceLock;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,6 +22,18 @@ pub struct Metrics {
     pub duration: HistogramVec,
     pub schedule_interval: IntGaugeVec,
     pub is_leader: IntGauge,
+    /// `deis_backup_bytes_read_total{job}`: source bytes read by successful runs.
+    pub bytes_read: IntCounterVec,
+    /// `deis_backup_bytes_written_total{job}`: bytes stored by successful runs.
+    pub bytes_written: IntCounterVec,
+    /// `deis_backup_artifact_bytes{job}`: stored size of the job's newest set.
+    pub artifact_bytes: IntGaugeVec,
+    /// `deis_backup_gateway_objects_total{bucket,action}`: copied | unchanged | failed.
+    pub gateway_objects: IntCounterVec,
+    /// `deis_backup_files_changed_during_read_total`: volume files that changed while read.
+    pub files_changed_during_read: IntCounter,
+    /// `deis_backup_retention_deleted_total{job}`: sets deleted by retention.
+    pub retention_deleted: IntCounterVec,
 }
 
 /// The process-wide metrics.
@@ -75,6 +88,35 @@ impl Metrics {
                 &["job"],
             )?,
             is_leader: IntGauge::new("deis_backup_is_leader", "1 when this daemon runs the jobs.")?,
+            bytes_read: counter(
+                "deis_backup_bytes_read_total",
+                "Source bytes read by successful runs.",
+                &["job"],
+            )?,
+            bytes_written: counter(
+                "deis_backup_bytes_written_total",
+                "Bytes stored at the destination by successful runs.",
+                &["job"],
+            )?,
+            artifact_bytes: gauge(
+                "deis_backup_artifact_bytes",
+                "Stored size of the job's newest complete set.",
+                &["job"],
+            )?,
+            gateway_objects: counter(
+                "deis_backup_gateway_objects_total",
+                "Gateway objects handled, by bucket and action (copied, unchanged, failed).",
+                &["bucket", "action"],
+            )?,
+            files_changed_during_read: IntCounter::new(
+                "deis_backup_files_changed_during_read_total",
+                "Volume files that changed while they were read (stored at their length at open).",
+            )?,
+            retention_deleted: counter(
+                "deis_backup_retention_deleted_total",
+                "Backup sets deleted by the retention policy.",
+                &["job"],
+            )?,
             registry,
         };
         m.registry.register(Box::new(m.config_reloads.clone()))?;
@@ -85,10 +127,32 @@ impl Metrics {
         m.registry.register(Box::new(m.duration.clone()))?;
         m.registry.register(Box::new(m.schedule_interval.clone()))?;
         m.registry.register(Box::new(m.is_leader.clone()))?;
+        m.registry.register(Box::new(m.bytes_read.clone()))?;
+        m.registry.register(Box::new(m.bytes_written.clone()))?;
+        m.registry.register(Box::new(m.artifact_bytes.clone()))?;
+        m.registry.register(Box::new(m.gateway_objects.clone()))?;
+        m.registry
+            .register(Box::new(m.files_changed_during_read.clone()))?;
+        m.registry.register(Box::new(m.retention_deleted.clone()))?;
         for result in ["success", "invalid"] {
             m.config_reloads.with_label_values(&[result]);
         }
         Ok(m)
+    }
+
+    /// Counts what a successful run read and stored, from its manifest.
+    pub fn record_success(&self, manifest: &Manifest) {
+        let job = [manifest.job.as_str()];
+        let figures = RunFigures::of(manifest);
+        self.bytes_read
+            .with_label_values(&job)
+            .inc_by(figures.bytes_read);
+        self.bytes_written
+            .with_label_values(&job)
+            .inc_by(figures.bytes_written);
+        self.artifact_bytes
+            .with_label_values(&job)
+            .set(manifest.stored_bytes() as i64);
     }
 
     /// The registry in Prometheus text format.
@@ -96,6 +160,28 @@ impl Metrics {
         let mut out = Vec::new();
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+/// What one run read from its source and wrote to the destination.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RunFigures {
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+}
+
+impl RunFigures {
+    /// From a manifest: jobs that count their source reads (`bytes_read`, or the gateway's
+    /// `copied_bytes`) say so in their stats; otherwise the artifacts' uncompressed bytes are
+    /// what was read. Written: the artifacts plus the gateway objects copied this run.
+    pub fn of(manifest: &Manifest) -> Self {
+        let stat = |name: &str| manifest.stats.get(name).and_then(|v| v.as_u64());
+        let uncompressed: u64 = manifest.artifacts.iter().map(|a| a.uncompressed_size).sum();
+        let copied = stat("copied_bytes");
+        RunFigures {
+            bytes_read: stat("bytes_read").or(copied).unwrap_or(uncompressed),
+            bytes_written: manifest.stored_bytes() + copied.unwrap_or(0),
+        }
     }
 }
 
@@ -144,6 +230,49 @@ fn respond(path: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::RunFigures;
+    use crate::store::Manifest;
+
+    fn manifest(stats: serde_json::Value, stored: u64, uncompressed: u64) -> Manifest {
+        serde_json::from_value(serde_json::json!({
+            "format_version": 1, "job": "gateway", "run_id": "20261125T034500Z-abcdef",
+            "started_at": "2026-11-25T03:45:00Z", "finished_at": "2026-11-25T03:46:00Z",
+            "host": "h", "tool": {"name": "deis-backup", "version": "0"}, "source": {},
+            "artifacts": [{"name": "a", "size": stored, "sha256": "00", "compression": "zstd",
+                           "uncompressed_size": uncompressed, "content": "json"}],
+            "stats": stats,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn run_figures_prefer_what_the_job_counted() {
+        let volume = manifest(serde_json::json!({"bytes_read": 1000}), 300, 1200);
+        assert_eq!(
+            RunFigures::of(&volume),
+            RunFigures {
+                bytes_read: 1000,
+                bytes_written: 300
+            }
+        );
+        let gateway = manifest(serde_json::json!({"copied_bytes": 5000}), 40, 90);
+        assert_eq!(
+            RunFigures::of(&gateway),
+            RunFigures {
+                bytes_read: 5000,
+                bytes_written: 5040
+            }
+        );
+        let database = manifest(serde_json::json!({}), 100, 700);
+        assert_eq!(
+            RunFigures::of(&database),
+            RunFigures {
+                bytes_read: 700,
+                bytes_written: 100
+            }
+        );
+    }
+
     #[test]
     fn metrics_render_with_the_reload_counter() {
         super::metrics()

@@ -8,15 +8,37 @@ use etcd_support::{complete_sets, Daemon};
 use std::path::Path;
 use support::{file_url, write};
 
-/// A port on which nothing listens: bound, then released.
-fn dead_endpoint() -> String {
+/// A loopback port on which nothing listens: bound, then released.
+fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    drop(listener);
-    format!("http://127.0.0.1:{port}")
+    listener.local_addr().unwrap().port()
 }
 
-fn config(dir: &Path, destination_url: &str) -> std::path::PathBuf {
+fn dead_endpoint() -> String {
+    format!("http://127.0.0.1:{}", free_port())
+}
+
+/// `GET /metrics` from the daemon, as Prometheus would scrape it.
+fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let mut page = String::new();
+    let _ = stream.read_to_string(&mut page);
+    page
+}
+
+/// The value of one sample line (`name{labels} value`) of a metrics page.
+fn sample(page: &str, series: &str) -> Option<f64> {
+    page.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn config(dir: &Path, destination_url: &str, metrics_port: u16) -> std::path::PathBuf {
     write(&dir.join("store/data.txt"), b"etcd is down");
     let path = dir.join("daemon.toml");
     std::fs::write(
@@ -24,7 +46,7 @@ fn config(dir: &Path, destination_url: &str) -> std::path::PathBuf {
         format!(
             "[etcd]\nendpoints = [\"{}\"]\napi = \"v2\"\n[destination]\nurl = \"{destination_url}\"\n\
              [volume]\npath = \"{}\"\n[schedule]\nvolume = \"*/1 * * * * *\"\ngateway = \"\"\n\
-             database = \"\"\netcd = \"\"\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
+             database = \"\"\netcd = \"\"\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n",
             dead_endpoint(),
             dir.join("store").display()
         ),
@@ -37,7 +59,8 @@ fn config(dir: &Path, destination_url: &str) -> std::path::PathBuf {
 fn etcd_down_at_start_runs_on_a_complete_file_configuration() {
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("backups");
-    let config = config(tmp.path(), &file_url(&dest));
+    let port = free_port();
+    let config = config(tmp.path(), &file_url(&dest), port);
     let daemon = Daemon::start(&config, &tmp.path().join("daemon.log"), &[]);
     assert!(
         daemon.wait_log(20_000, &["etcd is unreachable at start"]),
@@ -49,13 +72,32 @@ fn etcd_down_at_start_runs_on_a_complete_file_configuration() {
         "no backup ran on the file configuration:\n{}",
         daemon.log()
     );
+    let success = "deis_backup_runs_total{job=\"volume\",result=\"success\"}";
+    assert!(
+        support::wait_until(10_000, || sample(&scrape(port), success).unwrap_or(0.0)
+            >= 1.0),
+        "{}",
+        scrape(port)
+    );
+    let page = scrape(port);
+    for series in [
+        "deis_backup_bytes_written_total{job=\"volume\"}",
+        "deis_backup_artifact_bytes{job=\"volume\"}",
+        "deis_backup_last_success_timestamp_seconds{job=\"volume\"}",
+        "deis_backup_schedule_expected_interval_seconds{job=\"volume\"}",
+    ] {
+        assert!(
+            sample(&page, series).unwrap_or(0.0) > 0.0,
+            "{series}:\n{page}"
+        );
+    }
     assert_eq!(daemon.terminate(), Some(0));
 }
 
 #[test]
 fn etcd_down_at_start_with_an_unusable_configuration_waits_and_says_why() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = config(tmp.path(), "ftp://nowhere");
+    let config = config(tmp.path(), "ftp://nowhere", free_port());
     let mut daemon = Daemon::start(&config, &tmp.path().join("daemon.log"), &[]);
     assert!(
         daemon.wait_log(20_000, &["not usable on its own", "destination.url"]),

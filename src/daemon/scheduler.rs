@@ -165,6 +165,7 @@ async fn job_loop(
             match outcome {
                 Ok(manifest) => {
                     m.runs.with_label_values(&[job.as_str(), "success"]).inc();
+                    m.record_success(&manifest);
                     m.last_success
                         .with_label_values(&label)
                         .set(Utc::now().timestamp());

@@ -109,6 +109,14 @@ fn run_volume(settings: &Settings, dest: &dyn Destination) -> Result<Manifest, J
             source,
         })?;
 
+    let changed = outcome
+        .warnings
+        .iter()
+        .filter(|w| w.kind == crate::store::WarningKind::ChangedDuringRead)
+        .count();
+    crate::metrics::metrics()
+        .files_changed_during_read
+        .inc_by(changed as u64);
     let manifest = complete_set(
         pending,
         &set,

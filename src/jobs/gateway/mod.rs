@@ -125,7 +125,19 @@ pub fn run_gateway(settings: &Settings, dest: &dyn Destination) -> Result<Manife
             }
         });
         let mut objects = Vec::with_capacity(results.len());
+        let counted = |action: &str| {
+            crate::metrics::metrics()
+                .gateway_objects
+                .with_label_values(&[bucket.as_str(), action])
+                .inc()
+        };
         for (key, copied, unchanged) in results {
+            match &copied {
+                None => counted("unchanged"),
+                Some(Copied::Stored { .. }) => counted("copied"),
+                Some(Copied::Failed(_)) => counted("failed"),
+                Some(Copied::Vanished) => {}
+            }
             match copied {
                 None => {
                     stats.unchanged += 1;
