@@ -1,9 +1,10 @@
 //! The daemon (`deis-backup run`): loads the configuration, schedules the jobs, follows etcd
 //! changes live, serves metrics, and stops cleanly on SIGTERM/SIGINT.
 //!
-//! Leader election is not used yet: every daemon runs the jobs, so deploy one instance (the
-//! election primitives are in [`crate::etcd::EtcdClient::acquire`]).
+//! With etcd, daemons elect one leader ([`leader`]) and only the leader runs the jobs; without
+//! etcd the one daemon runs them.
 
+pub mod leader;
 pub mod reload;
 pub mod scheduler;
 
@@ -51,7 +52,10 @@ async fn run_async(base: LoadOptions) -> Result<(), DaemonError> {
         }
     };
     let (tx, rx) = watch::channel(Arc::new(settings.clone()));
-    metrics().is_leader.set(1);
+    let elected = !etcd.endpoints.is_empty();
+    let (leader_tx, mut leader_rx) = watch::channel(!elected);
+    metrics().is_leader.set(i64::from(!elected));
+    let election = elected.then(|| tokio::spawn(leader::elect(etcd.clone(), leader_tx.clone())));
 
     let metrics_task = match tokio::net::TcpListener::bind(&settings.metrics.listen).await {
         Ok(listener) => {
@@ -67,11 +71,19 @@ async fn run_async(base: LoadOptions) -> Result<(), DaemonError> {
             None
         }
     };
-    let watcher = (!etcd.endpoints.is_empty())
-        .then(|| tokio::spawn(reload::watch_etcd(base.clone(), etcd.clone(), layer, tx)));
+    let watcher = (!etcd.endpoints.is_empty()).then(|| {
+        tokio::spawn(reload::watch_etcd(
+            base.clone(),
+            etcd.clone(),
+            layer,
+            tx.clone(),
+        ))
+    });
 
     let mut scheduler = Scheduler::new();
-    scheduler.apply(&settings, &rx);
+    if *leader_rx.borrow_and_update() {
+        scheduler.apply(&settings, &rx);
+    }
     tracing::info!(etcd = %etcd.endpoints.join(","), "Daemon started.");
     let mut changes = rx.clone();
     let signal = loop {
@@ -81,7 +93,20 @@ async fn run_async(base: LoadOptions) -> Result<(), DaemonError> {
                     continue;
                 }
                 let new = changes.borrow_and_update().clone();
-                scheduler.apply(&new, &rx);
+                if *leader_rx.borrow() {
+                    scheduler.apply(&new, &rx);
+                }
+            }
+            changed = leader_rx.changed() => {
+                if changed.is_err() {
+                    continue;
+                }
+                if *leader_rx.borrow_and_update() {
+                    scheduler.apply(&rx.borrow().clone(), &rx);
+                } else {
+                    // runs in progress finish; no new run starts here
+                    scheduler.stop();
+                }
             }
             signal = &mut shutdown => break signal,
         }
@@ -92,6 +117,9 @@ async fn run_async(base: LoadOptions) -> Result<(), DaemonError> {
     if let Some(w) = watcher {
         w.abort();
     }
+    if let Some(e) = election {
+        e.abort();
+    }
     let mut logged = false;
     while !scheduler.busy().is_empty() {
         if !logged {
@@ -100,9 +128,14 @@ async fn run_async(base: LoadOptions) -> Result<(), DaemonError> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    if elected && *leader_rx.borrow() {
+        leader::resign(&etcd).await;
+    }
     if let Some(m) = metrics_task {
         m.abort();
     }
+    // the senders lived until here so that the loop above never saw a closed channel
+    drop((tx, leader_tx));
     tracing::info!("Daemon stopped.");
     Ok(())
 }
