@@ -85,13 +85,7 @@ pub fn restore_database(
     dry_run: bool,
 ) -> Result<DatabaseRestoreReport, RestoreError> {
     let set = manifest.set_ref();
-    let artifact =
-        manifest
-            .artifact(DATABASE_ARTIFACT)
-            .ok_or_else(|| RestoreError::NotInManifest {
-                set: set.clone(),
-                artifact: DATABASE_ARTIFACT.into(),
-            })?;
+    let artifact = super::artifact_of(manifest, DATABASE_ARTIFACT)?;
     let archive_err = |source| RestoreError::Archive {
         set: set.clone(),
         artifact: artifact.name.clone(),

@@ -11,7 +11,7 @@ pub use extract::{extract_tar, ExtractReport};
 
 use crate::io_util::HashingReader;
 use crate::jobs::VOLUME_ARTIFACT;
-use crate::store::{Destination, Manifest, SetRef, StoreError};
+use crate::store::{Artifact, Destination, Manifest, SetRef, StoreError};
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -49,6 +49,16 @@ pub enum RestoreError {
     },
 }
 
+/// The artifact `name` of a set, or the error that its manifest lacks it.
+fn artifact_of<'m>(manifest: &'m Manifest, name: &str) -> Result<&'m Artifact, RestoreError> {
+    manifest
+        .artifact(name)
+        .ok_or_else(|| RestoreError::NotInManifest {
+            set: manifest.set_ref(),
+            artifact: name.into(),
+        })
+}
+
 /// Restores a `volume` set into `target` (created when missing).
 pub fn restore_volume(
     dest: &dyn Destination,
@@ -58,13 +68,7 @@ pub fn restore_volume(
     force: bool,
 ) -> Result<ExtractReport, RestoreError> {
     let set = manifest.set_ref();
-    let artifact =
-        manifest
-            .artifact(VOLUME_ARTIFACT)
-            .ok_or_else(|| RestoreError::NotInManifest {
-                set: set.clone(),
-                artifact: VOLUME_ARTIFACT.into(),
-            })?;
+    let artifact = artifact_of(manifest, VOLUME_ARTIFACT)?;
     if !dry_run {
         prepare_target(target, force)?;
     }

@@ -319,7 +319,8 @@ mod tests {
     use super::*;
     use crate::store::{list_complete, RunId};
 
-    fn set(job: JobKind) -> SetRef {
+    /// A fresh set of `job` (shared with the object store's tests).
+    pub(super) fn set(job: JobKind) -> SetRef {
         SetRef {
             job,
             run_id: RunId::new(chrono::Utc::now()),

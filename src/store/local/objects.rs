@@ -139,15 +139,9 @@ impl Drop for LocalObjectSink {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::set;
     use super::*;
-    use crate::store::{Destination, RunId};
-
-    fn set(job: JobKind) -> SetRef {
-        SetRef {
-            job,
-            run_id: RunId::new(chrono::Utc::now()),
-        }
-    }
+    use crate::store::Destination;
 
     #[test]
     fn gateway_objects_are_content_addressed_immutable_and_never_a_set() {
