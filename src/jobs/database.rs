@@ -5,7 +5,7 @@
 //! with pg_dumpall's completion trailer. Memory stays bounded: a few output chunks in flight,
 //! a short tail of the dump, and at most [`STDERR_LIMIT`] bytes of stderr.
 
-use super::{complete_set, CompressedArtifact, JobError, DATABASE_ARTIFACT};
+use super::{complete_set, start_artifact, JobError, DATABASE_ARTIFACT};
 use crate::config::{DatabaseSettings, ExecMode, Settings};
 use crate::docker::{classify, BoundedCapture, DockerClient, DockerError, ExecChunk, ExecSpec};
 use crate::runtime::{block_on, runtime};
@@ -231,14 +231,7 @@ pub fn run_database(settings: &Settings, dest: &dyn Destination) -> Result<Manif
     tracing::info!(container = %container, command = %command, destination = %dest.describe(), "Database backup started.");
 
     let mut pending = dest.begin_set(&set)?;
-    let sink = pending.create_artifact(DATABASE_ARTIFACT)?;
-    let mut compressed =
-        CompressedArtifact::new(DATABASE_ARTIFACT, sink, settings.compression.level).map_err(
-            |source| JobError::Compressor {
-                artifact: DATABASE_ARTIFACT,
-                source,
-            },
-        )?;
+    let mut compressed = start_artifact(&mut pending, DATABASE_ARTIFACT, settings)?;
 
     let session = block_on(docker.start_exec(&container, &spec)).map_err(DatabaseError::from)?;
     let exec_id = session.id.clone();

@@ -5,7 +5,7 @@
 //! a log line, an error or the manifest. Keys a new cluster makes itself or that expire are
 //! marked `ephemeral` so that restore can skip them.
 
-use super::{complete_set, CompressedArtifact, JobError};
+use super::{complete_set, start_artifact, JobError};
 use crate::config::Settings;
 use crate::etcd::{EtcdClient, EtcdError, Listing, Node};
 use crate::runtime::block_on;
@@ -151,12 +151,7 @@ pub fn run_etcd(settings: &Settings, dest: &dyn Destination) -> Result<Manifest,
     let ephemeral = export.keys.iter().filter(|k| k.ephemeral).count();
 
     let mut pending = dest.begin_set(&set)?;
-    let sink = pending.create_artifact(ETCD_ARTIFACT)?;
-    let mut compressed = CompressedArtifact::new(ETCD_ARTIFACT, sink, settings.compression.level)
-        .map_err(|source| JobError::Compressor {
-        artifact: ETCD_ARTIFACT,
-        source,
-    })?;
+    let mut compressed = start_artifact(&mut pending, ETCD_ARTIFACT, settings)?;
     let write_err = |source| EtcdJobError::Write {
         prefix: prefix.clone(),
         source,

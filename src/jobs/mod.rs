@@ -86,14 +86,7 @@ fn run_volume(settings: &Settings, dest: &dyn Destination) -> Result<Manifest, J
     tracing::info!(path = %root.display(), destination = %dest.describe(), "Volume backup started.");
 
     let mut pending = dest.begin_set(&set)?;
-    let sink = pending.create_artifact(VOLUME_ARTIFACT)?;
-    let level = settings.compression.level;
-    let compressed = CompressedArtifact::new(VOLUME_ARTIFACT, sink, level).map_err(|source| {
-        JobError::Compressor {
-            artifact: VOLUME_ARTIFACT,
-            source,
-        }
-    })?;
+    let compressed = start_artifact(&mut pending, VOLUME_ARTIFACT, settings)?;
     let (buffered, outcome) =
         volume::write_volume_tar(&root, BufWriter::with_capacity(256 << 10, compressed))?;
     let compressed = buffered
@@ -137,6 +130,21 @@ fn run_volume(settings: &Settings, dest: &dyn Destination) -> Result<Manifest, J
 
 fn absolute(path: &std::path::Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Starts the artifact `name` of a pending set, compressed at the configured level.
+pub(crate) fn start_artifact(
+    pending: &mut Box<dyn PendingSet>,
+    name: &'static str,
+    settings: &Settings,
+) -> Result<CompressedArtifact, JobError> {
+    let sink = pending.create_artifact(name)?;
+    CompressedArtifact::new(name, sink, settings.compression.level).map_err(|source| {
+        JobError::Compressor {
+            artifact: name,
+            source,
+        }
+    })
 }
 
 /// Writes the manifest of a finished run, which makes its set complete, and returns it.

@@ -13,7 +13,7 @@ pub use snapshot::{
     read_snapshot, BucketSnapshot, ObjectRecord, Snapshot, SnapshotError, SNAPSHOT_ARTIFACT,
 };
 
-use super::{complete_set, CompressedArtifact, JobError};
+use super::{complete_set, start_artifact, JobError};
 use crate::config::Settings;
 use crate::gateway::pool::parallel_map;
 use crate::gateway::{GatewayClient, GatewayError};
@@ -186,14 +186,7 @@ pub fn run_gateway(settings: &Settings, dest: &dyn Destination) -> Result<Manife
         .into());
     }
 
-    let sink = pending.create_artifact(SNAPSHOT_ARTIFACT)?;
-    let mut compressed =
-        CompressedArtifact::new(SNAPSHOT_ARTIFACT, sink, settings.compression.level).map_err(
-            |source| JobError::Compressor {
-                artifact: SNAPSHOT_ARTIFACT,
-                source,
-            },
-        )?;
+    let mut compressed = start_artifact(&mut pending, SNAPSHOT_ARTIFACT, settings)?;
     serde_json::to_writer(&mut compressed, &snapshot)
         .map_err(|e| GatewayJobError::WriteSnapshot(e.into()))?;
     let artifact = compressed
