@@ -16,4 +16,5 @@ pub mod metrics;
 pub mod restore;
 pub mod runtime;
 pub mod store;
+pub mod util;
 pub mod verify;

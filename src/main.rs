@@ -168,9 +168,12 @@ deis-backup restore latest --only etcd --etcd-target http://10.0.0.2:4001 --dry-
     /// Delete sets that the retention policy no longer keeps.
     #[command(after_help = "Example:\n  deis-backup prune --dry-run")]
     Prune {
-        /// Print what would be deleted, delete nothing.
+        /// Print what would be kept and deleted, and why; delete nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Only this job's sets.
+        #[arg(long, value_name = "JOB")]
+        job: Option<JobKind>,
     },
     /// Show or check the effective configuration (secrets shown as ***).
     #[command(after_help = "Example:\n  deis-backup config show --config /etc/deis-backup.toml")]
@@ -226,7 +229,7 @@ fn main() -> ExitCode {
     let options = cli.global.load_options();
     let result = match cli.command {
         Command::Run => commands::run(&options),
-        Command::Prune { .. } => Ok(commands::not_available("`prune` (retention)")),
+        Command::Prune { dry_run, job } => commands::prune(&options, job, dry_run),
         Command::Backup { job, create_bucket } => {
             commands::backup(&options, &job.jobs(), create_bucket)
         }

@@ -2,37 +2,47 @@
 
 use crate::store::Manifest;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 use std::sync::OnceLock;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
+
+/// The label that names the backup job (never `job`, which is Prometheus's target label).
+pub const JOB_LABEL: &str = "backup_job";
 
 /// The daemon's metrics (names and labels as design.md §6 lists them).
 pub struct Metrics {
     pub registry: Registry,
     /// `deis_backup_config_reloads_total{result}`: success | invalid | unchanged.
     pub config_reloads: IntCounterVec,
-    /// `deis_backup_runs_total{job,result}`: success | failure | skipped.
+    /// `deis_backup_runs_total{backup_job,result}`: success | failure | partial | skipped.
     pub runs: IntCounterVec,
+    /// Per-job gauges below are exported only by the job's owner (see [`Metrics::disown`]).
     pub last_success: IntGaugeVec,
     pub last_run: IntGaugeVec,
     pub running: IntGaugeVec,
+    pub run_started: IntGaugeVec,
+    /// `deis_backup_run_deadline_seconds{backup_job}`: the deadline of the job's runs.
+    pub run_deadline: IntGaugeVec,
     pub duration: HistogramVec,
     pub schedule_interval: IntGaugeVec,
-    pub is_leader: IntGauge,
-    /// `deis_backup_bytes_read_total{job}`: source bytes read by successful runs.
+    /// `deis_backup_job_owner{backup_job}`: 1 while this daemon owns (runs) the job.
+    pub job_owner: IntGaugeVec,
+    /// `deis_backup_bytes_read_total{backup_job}`: source bytes read by successful runs.
     pub bytes_read: IntCounterVec,
-    /// `deis_backup_bytes_written_total{job}`: bytes stored by successful runs.
+    /// `deis_backup_bytes_written_total{backup_job}`: bytes stored by successful runs.
     pub bytes_written: IntCounterVec,
-    /// `deis_backup_artifact_bytes{job}`: stored size of the job's newest set.
+    /// `deis_backup_artifact_bytes{backup_job}`: stored size of the job's newest set.
     pub artifact_bytes: IntGaugeVec,
     /// `deis_backup_gateway_objects_total{bucket,action}`: copied | unchanged | failed.
     pub gateway_objects: IntCounterVec,
     /// `deis_backup_files_changed_during_read_total`: volume files that changed while read.
     pub files_changed_during_read: IntCounter,
-    /// `deis_backup_retention_deleted_total{job}`: sets deleted by retention.
+    /// `deis_backup_files_unreadable_total`: volume files that could not be read.
+    pub files_unreadable: IntCounter,
+    /// `deis_backup_retention_deleted_total{backup_job,kind}`: kind set | object.
     pub retention_deleted: IntCounterVec,
 }
 
@@ -51,6 +61,7 @@ impl Metrics {
         let gauge = |name: &str, help: &str, labels: &[&str]| {
             IntGaugeVec::new(Opts::new(name, help), labels)
         };
+        let job = &[JOB_LABEL][..];
         let m = Metrics {
             config_reloads: counter(
                 "deis_backup_config_reloads_total",
@@ -59,49 +70,63 @@ impl Metrics {
             )?,
             runs: counter(
                 "deis_backup_runs_total",
-                "Backup runs, by job and result.",
-                &["job", "result"],
+                "Backup runs, by job and result (success, failure, partial, skipped).",
+                &[JOB_LABEL, "result"],
             )?,
             last_success: gauge(
                 "deis_backup_last_success_timestamp_seconds",
-                "When a run of the job last succeeded (Unix time).",
-                &["job"],
+                "When the job's newest complete set was started (Unix time); exported by the job's owner.",
+                job,
             )?,
             last_run: gauge(
                 "deis_backup_last_run_timestamp_seconds",
-                "When a run of the job last ended (Unix time).",
-                &["job"],
+                "When a run of the job last ended (Unix time); exported by the job's owner.",
+                job,
             )?,
             running: gauge(
                 "deis_backup_running",
                 "1 while a run of the job is in progress.",
-                &["job"],
+                job,
+            )?,
+            run_started: gauge(
+                "deis_backup_run_started_timestamp_seconds",
+                "When the run in progress started (Unix time); with the deadline it shows a stuck run.",
+                job,
+            )?,
+            run_deadline: gauge(
+                "deis_backup_run_deadline_seconds",
+                "How long one run of the job may take before it is cancelled.",
+                job,
             )?,
             duration: HistogramVec::new(
                 HistogramOpts::new("deis_backup_duration_seconds", "Duration of backup runs.")
                     .buckets(vec![1.0, 5.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 14400.0]),
-                &["job"],
+                job,
             )?,
             schedule_interval: gauge(
                 "deis_backup_schedule_expected_interval_seconds",
                 "Seconds between two scheduled runs of the job.",
-                &["job"],
+                job,
             )?,
-            is_leader: IntGauge::new("deis_backup_is_leader", "1 when this daemon runs the jobs.")?,
+            job_owner: gauge(
+                "deis_backup_job_owner",
+                "1 while this daemon owns the job (holds its lease and runs it).",
+                job,
+            )?,
             bytes_read: counter(
                 "deis_backup_bytes_read_total",
                 "Source bytes read by successful runs.",
-                &["job"],
+                job,
             )?,
             bytes_written: counter(
                 "deis_backup_bytes_written_total",
                 "Bytes stored at the destination by successful runs.",
-                &["job"],
+                job,
             )?,
             artifact_bytes: gauge(
                 "deis_backup_artifact_bytes",
                 "Stored size of the job's newest complete set.",
-                &["job"],
+                job,
             )?,
             gateway_objects: counter(
                 "deis_backup_gateway_objects_total",
@@ -112,35 +137,46 @@ impl Metrics {
                 "deis_backup_files_changed_during_read_total",
                 "Volume files that changed while they were read (stored at their length at open).",
             )?,
+            files_unreadable: IntCounter::new(
+                "deis_backup_files_unreadable_total",
+                "Volume files that could not be read (the run is partial).",
+            )?,
             retention_deleted: counter(
                 "deis_backup_retention_deleted_total",
-                "Backup sets deleted by the retention policy.",
-                &["job"],
+                "Backup sets and gateway objects deleted by the retention policy.",
+                &[JOB_LABEL, "kind"],
             )?,
             registry,
         };
-        m.registry.register(Box::new(m.config_reloads.clone()))?;
-        m.registry.register(Box::new(m.runs.clone()))?;
-        m.registry.register(Box::new(m.last_success.clone()))?;
-        m.registry.register(Box::new(m.last_run.clone()))?;
-        m.registry.register(Box::new(m.running.clone()))?;
-        m.registry.register(Box::new(m.duration.clone()))?;
-        m.registry.register(Box::new(m.schedule_interval.clone()))?;
-        m.registry.register(Box::new(m.is_leader.clone()))?;
-        m.registry.register(Box::new(m.bytes_read.clone()))?;
-        m.registry.register(Box::new(m.bytes_written.clone()))?;
-        m.registry.register(Box::new(m.artifact_bytes.clone()))?;
-        m.registry.register(Box::new(m.gateway_objects.clone()))?;
-        m.registry
-            .register(Box::new(m.files_changed_during_read.clone()))?;
-        m.registry.register(Box::new(m.retention_deleted.clone()))?;
+        let collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
+            Box::new(m.config_reloads.clone()),
+            Box::new(m.runs.clone()),
+            Box::new(m.last_success.clone()),
+            Box::new(m.last_run.clone()),
+            Box::new(m.running.clone()),
+            Box::new(m.run_started.clone()),
+            Box::new(m.run_deadline.clone()),
+            Box::new(m.duration.clone()),
+            Box::new(m.schedule_interval.clone()),
+            Box::new(m.job_owner.clone()),
+            Box::new(m.bytes_read.clone()),
+            Box::new(m.bytes_written.clone()),
+            Box::new(m.artifact_bytes.clone()),
+            Box::new(m.gateway_objects.clone()),
+            Box::new(m.files_changed_during_read.clone()),
+            Box::new(m.files_unreadable.clone()),
+            Box::new(m.retention_deleted.clone()),
+        ];
+        for c in collectors {
+            m.registry.register(c)?;
+        }
         for result in ["success", "invalid"] {
             m.config_reloads.with_label_values(&[result]);
         }
         Ok(m)
     }
 
-    /// Counts what a successful run read and stored, from its manifest.
+    /// Counts what a successful (or partial) run read and stored, from its manifest.
     pub fn record_success(&self, manifest: &Manifest) {
         let job = [manifest.job.as_str()];
         let figures = RunFigures::of(manifest);
@@ -153,6 +189,41 @@ impl Metrics {
         self.artifact_bytes
             .with_label_values(&job)
             .set(manifest.stored_bytes() as i64);
+    }
+
+    /// Counts one ended run of `job` with `result` (success, failure, partial, skipped).
+    pub fn count_run(&self, job: &str, result: &str) {
+        self.runs.with_label_values(&[job, result]).inc();
+    }
+
+    /// Makes every result of `job` a series at 0, so that `increase()` sees the first one.
+    pub fn declare_job(&self, job: &str) {
+        for result in ["success", "failure", "partial", "skipped"] {
+            self.runs.with_label_values(&[job, result]);
+        }
+    }
+
+    /// This daemon owns `job` from now on: `job_owner` is 1; the caller seeds the timestamps.
+    pub fn own(&self, job: &str) {
+        self.job_owner.with_label_values(&[job]).set(1);
+        self.declare_job(job);
+    }
+
+    /// This daemon no longer owns `job`: its per-job gauges disappear (a daemon that is not
+    /// the owner must not keep stale timestamps that alerts would read), `job_owner` is 0.
+    pub fn disown(&self, job: &str) {
+        self.job_owner.with_label_values(&[job]).set(0);
+        for gauge in [
+            &self.last_success,
+            &self.last_run,
+            &self.running,
+            &self.run_started,
+            &self.run_deadline,
+            &self.artifact_bytes,
+            &self.schedule_interval,
+        ] {
+            let _ = gauge.remove_label_values(&[job]);
+        }
     }
 
     /// The registry in Prometheus text format.

@@ -1,10 +1,10 @@
 //! Re-reads a set's artifacts and checks them against the manifest: size, sha256, and that the
 //! compressed stream decodes (a tar to its last entry) to the recorded uncompressed size.
 
-use crate::gateway::pool::parallel_map;
 use crate::io_util::{CountingReader, HashingReader};
 use crate::jobs::gateway::{read_snapshot, SnapshotError};
 use crate::store::{Artifact, Destination, JobKind, Manifest, ObjectStore, StoreError};
+use crate::util::parallel_map;
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 

@@ -80,7 +80,7 @@ fn etcd_down_at_start_runs_on_a_complete_file_configuration() {
         "{}",
         daemon.log()
     );
-    let success = "deis_backup_runs_total{job=\"volume\",result=\"success\"}";
+    let success = "deis_backup_runs_total{backup_job=\"volume\",result=\"success\"}";
     assert!(
         support::wait_until(10_000, || sample(&scrape(port), success).unwrap_or(0.0)
             >= 1.0),
@@ -89,10 +89,10 @@ fn etcd_down_at_start_runs_on_a_complete_file_configuration() {
     );
     let page = scrape(port);
     for series in [
-        "deis_backup_bytes_written_total{job=\"volume\"}",
-        "deis_backup_artifact_bytes{job=\"volume\"}",
-        "deis_backup_last_success_timestamp_seconds{job=\"volume\"}",
-        "deis_backup_schedule_expected_interval_seconds{job=\"volume\"}",
+        "deis_backup_bytes_written_total{backup_job=\"volume\"}",
+        "deis_backup_artifact_bytes{backup_job=\"volume\"}",
+        "deis_backup_last_success_timestamp_seconds{backup_job=\"volume\"}",
+        "deis_backup_schedule_expected_interval_seconds{backup_job=\"volume\"}",
     ] {
         assert!(
             sample(&page, series).unwrap_or(0.0) > 0.0,

@@ -69,7 +69,7 @@ fn the_metrics_page_passes_promtool_and_has_every_contract_metric() {
         "deis_backup_gateway_objects_total",
         "deis_backup_files_changed_during_read_total",
         "deis_backup_schedule_expected_interval_seconds",
-        "deis_backup_is_leader",
+        "deis_backup_job_owner",
         "deis_backup_config_reloads_total",
         "deis_backup_retention_deleted_total",
     ] {

@@ -339,7 +339,7 @@ fn sweep_removes_what_a_dead_writer_left_and_spares_a_live_one() {
     // ...whose marker names a process of this host that is gone
     let marker_key = format!("{prefix}/volume/.{}.in-progress", dead.run_id);
     let marker = serde_json::json!({
-        "host": deis_backup::jobs::host_name(),
+        "host": deis_backup::util::host_name(),
         "pid": dead_pid(),
         "started_at": chrono::Utc::now(),
     });

@@ -4,6 +4,7 @@
 mod backup;
 mod config_cmd;
 mod list;
+mod prune;
 mod restore;
 mod restore_etcd;
 mod restore_gateway;
@@ -13,6 +14,7 @@ mod verify;
 pub use backup::backup;
 pub use config_cmd::{config_check, config_show};
 pub use list::list;
+pub use prune::prune;
 pub use restore::{restore, RestoreArgs};
 pub use run::run;
 pub use verify::verify;

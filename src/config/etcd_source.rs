@@ -32,10 +32,12 @@ enum Kind {
     Level,
     List,
     Choice(&'static [&'static str]),
+    /// `"90s"`, `"6h"`, or seconds.
+    Duration,
 }
 
 /// Every configuration key that etcd may set, with the kind of its value.
-const KEYS: [(&str, Kind); 25] = [
+const KEYS: [(&str, Kind); 35] = [
     ("destination.url", Kind::Text),
     ("destination.endpoint", Kind::OptionalText),
     ("destination.region", Kind::OptionalText),
@@ -60,7 +62,17 @@ const KEYS: [(&str, Kind); 25] = [
     ("retention.keep-daily", Kind::Count),
     ("retention.keep-weekly", Kind::Count),
     ("retention.keep-monthly", Kind::Count),
+    ("retention.object-grace", Kind::Duration),
     ("compression.level", Kind::Level),
+    ("deadline.gateway", Kind::Duration),
+    ("deadline.volume", Kind::Duration),
+    ("deadline.database", Kind::Duration),
+    ("deadline.etcd", Kind::Duration),
+    ("timeouts.connect", Kind::Duration),
+    ("timeouts.request", Kind::Duration),
+    ("timeouts.idle", Kind::Duration),
+    ("timeouts.database-idle", Kind::Duration),
+    ("daemon.shutdown-grace", Kind::Duration),
 ];
 
 /// One configuration value that came from etcd.
@@ -342,6 +354,10 @@ fn convert(kind: Kind, raw: &[u8]) -> Result<Option<toml::Value>, String> {
                 .map(|s| s.into())
                 .collect(),
         ),
+        Kind::Duration => {
+            let d = super::ConfigDuration::parse(text)?;
+            toml::Value::String(d.to_string())
+        }
         Kind::Choice(choices) => {
             if !choices.contains(&text) {
                 return Err(wrong(&format!(

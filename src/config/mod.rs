@@ -4,6 +4,7 @@
 //! `DEIS_BACKUP_*` environment < command-line flags. See [`load`].
 
 mod destination_url;
+mod duration;
 mod etcd_source;
 mod load;
 mod secret;
@@ -11,6 +12,7 @@ mod sources;
 mod validate;
 
 pub use destination_url::DestinationUrl;
+pub use duration::ConfigDuration;
 pub use etcd_source::{
     etcd_key_of, is_config_key, map_etcd_keys, EtcdKeyProblem, EtcdLayer, EtcdValue,
     DEIS_BUCKET_KEYS, DEIS_GATEWAY_KEYS,
@@ -36,6 +38,9 @@ pub struct Settings {
     pub retention: RetentionSettings,
     pub compression: CompressionSettings,
     pub metrics: MetricsSettings,
+    pub deadline: DeadlineSettings,
+    pub timeouts: TimeoutSettings,
+    pub daemon: DaemonSettings,
 }
 
 /// Which etcd keys API to speak.
@@ -207,6 +212,9 @@ pub struct RetentionSettings {
     pub keep_daily: u32,
     pub keep_weekly: u32,
     pub keep_monthly: u32,
+    /// Gateway objects younger than this are never deleted, referenced or not: a running
+    /// gateway job may have written them and not yet referenced them in its snapshot.
+    pub object_grace: ConfigDuration,
 }
 
 impl Default for RetentionSettings {
@@ -217,6 +225,72 @@ impl Default for RetentionSettings {
             keep_daily: 7,
             keep_weekly: 4,
             keep_monthly: 6,
+            object_grace: ConfigDuration::secs(24 * 3600),
+        }
+    }
+}
+
+/// How long one run of each job may take before it is cancelled as a failure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct DeadlineSettings {
+    pub gateway: ConfigDuration,
+    pub volume: ConfigDuration,
+    pub database: ConfigDuration,
+    pub etcd: ConfigDuration,
+}
+
+impl Default for DeadlineSettings {
+    fn default() -> Self {
+        Self {
+            gateway: ConfigDuration::secs(6 * 3600),
+            volume: ConfigDuration::secs(2 * 3600),
+            database: ConfigDuration::secs(2 * 3600),
+            etcd: ConfigDuration::secs(2 * 3600),
+        }
+    }
+}
+
+/// Deadlines of single network operations, so that a service that accepts a connection and
+/// never answers fails the run instead of hanging it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TimeoutSettings {
+    /// Establishing a TCP (or TLS) connection to any service.
+    pub connect: ConfigDuration,
+    /// One request and its answer (S3 and etcd calls, Docker API calls), streamed bodies
+    /// excepted: those fail when no byte moves for `idle`.
+    pub request: ConfigDuration,
+    /// A streamed body (S3 object, upload part) that moves no byte for this long is dead.
+    pub idle: ConfigDuration,
+    /// The database dump may be silent this long (e.g. waiting on a lock) before it fails.
+    pub database_idle: ConfigDuration,
+}
+
+impl Default for TimeoutSettings {
+    fn default() -> Self {
+        Self {
+            connect: ConfigDuration::secs(10),
+            request: ConfigDuration::secs(120),
+            idle: ConfigDuration::secs(60),
+            database_idle: ConfigDuration::secs(15 * 60),
+        }
+    }
+}
+
+/// The daemon's own behaviour.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct DaemonSettings {
+    /// On SIGTERM, how long runs in progress may go on before they are cancelled. The fleet
+    /// unit's stop timeout is longer than this.
+    pub shutdown_grace: ConfigDuration,
+}
+
+impl Default for DaemonSettings {
+    fn default() -> Self {
+        Self {
+            shutdown_grace: ConfigDuration::secs(60),
         }
     }
 }

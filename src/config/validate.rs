@@ -100,6 +100,23 @@ pub fn validate(settings: &Settings) -> Vec<Problem> {
             format!("{level} is out of range; expected 1 (fastest) to 19 (smallest)"),
         );
     }
+    for (key, value) in [
+        ("deadline.gateway", settings.deadline.gateway),
+        ("deadline.volume", settings.deadline.volume),
+        ("deadline.database", settings.deadline.database),
+        ("deadline.etcd", settings.deadline.etcd),
+        ("timeouts.connect", settings.timeouts.connect),
+        ("timeouts.request", settings.timeouts.request),
+        ("timeouts.idle", settings.timeouts.idle),
+        ("timeouts.database-idle", settings.timeouts.database_idle),
+    ] {
+        if value.get().is_zero() {
+            problem(
+                key,
+                "is zero; expected a duration such as \"90s\" or \"2h\"".into(),
+            );
+        }
+    }
     if settings.metrics.listen.parse::<SocketAddr>().is_err() {
         problem(
             "metrics.listen",

@@ -24,7 +24,7 @@ pub fn leader_key(prefix: &str) -> String {
 
 /// Who this daemon is, as written into the leader key (host and pid; not a secret).
 pub fn identity() -> String {
-    format!("{}/{}", crate::jobs::host_name(), std::process::id())
+    format!("{}/{}", crate::util::host_name(), std::process::id())
 }
 
 /// Where this daemon stands in the election.
@@ -106,7 +106,13 @@ pub async fn elect(etcd: EtcdSettings, leader: watch::Sender<bool>) {
 /// Says (once per change) whether this daemon runs the jobs, to the log, the metric and the
 /// daemon's scheduler.
 fn announce(leader: &watch::Sender<bool>, runs_jobs: bool, key: &str) {
-    metrics().is_leader.set(i64::from(runs_jobs));
+    for job in crate::store::JobKind::ALL {
+        if runs_jobs {
+            metrics().own(job.as_str());
+        } else {
+            metrics().disown(job.as_str());
+        }
+    }
     if runs_jobs {
         tracing::info!(key, "This daemon is the leader: it runs the jobs.");
     } else {

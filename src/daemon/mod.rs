@@ -11,7 +11,8 @@ pub mod scheduler;
 use crate::config::{self, EtcdLayer, LoadOptions, Settings};
 use crate::etcd::{read_config, EtcdClient};
 use crate::metrics::{metrics, serve};
-use reload::{evaluate, Backoff, Outcome};
+use crate::util::Backoff;
+use reload::{evaluate, Outcome};
 use scheduler::Scheduler;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,7 +55,13 @@ async fn run_async(base: LoadOptions) -> Result<(), DaemonError> {
     let (tx, rx) = watch::channel(Arc::new(settings.clone()));
     let elected = !etcd.endpoints.is_empty();
     let (leader_tx, mut leader_rx) = watch::channel(!elected);
-    metrics().is_leader.set(i64::from(!elected));
+    for job in crate::store::JobKind::ALL {
+        if elected {
+            metrics().disown(job.as_str());
+        } else {
+            metrics().own(job.as_str());
+        }
+    }
     let election = elected.then(|| tokio::spawn(leader::elect(etcd.clone(), leader_tx.clone())));
 
     let metrics_task = match tokio::net::TcpListener::bind(&settings.metrics.listen).await {

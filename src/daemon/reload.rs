@@ -4,38 +4,10 @@
 use crate::config::{self, ConfigError, EtcdLayer, LoadOptions, Settings, Sources};
 use crate::etcd::{read_config, ConfigRead, EtcdClient, EtcdError, WatchEvent};
 use crate::metrics::metrics;
+use crate::util::Backoff;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-
-/// Capped exponential backoff for reconnecting to etcd.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    next: Duration,
-    min: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    pub fn new(min: Duration, max: Duration) -> Self {
-        Self {
-            next: min,
-            min,
-            max,
-        }
-    }
-
-    /// The wait before the next attempt (doubling up to the cap).
-    pub fn next_wait(&mut self) -> Duration {
-        let wait = self.next;
-        self.next = (self.next * 2).min(self.max);
-        wait
-    }
-
-    pub fn reset(&mut self) {
-        self.next = self.min;
-    }
-}
 
 /// The result of evaluating a new etcd read against the last good configuration.
 #[derive(Debug)]
@@ -207,15 +179,6 @@ mod tests {
             .map(|(k, v)| (format!("/deis/backup/{k}"), v.as_bytes().to_vec()))
             .collect();
         map_etcd_keys("/deis", &nodes)
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_its_cap_and_resets() {
-        let mut b = Backoff::new(Duration::from_millis(200), Duration::from_secs(1));
-        let waits: Vec<_> = (0..5).map(|_| b.next_wait().as_millis()).collect();
-        assert_eq!(waits, [200, 400, 800, 1000, 1000]);
-        b.reset();
-        assert_eq!(b.next_wait().as_millis(), 200);
     }
 
     #[test]

@@ -4,7 +4,6 @@
 //! one the gateway takes (`signature = "auto"`).
 
 mod client;
-pub mod pool;
 pub mod sigv2;
 
 pub use client::{GatewayClient, GatewayObject, ListedObject};

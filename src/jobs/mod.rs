@@ -4,6 +4,7 @@ mod compressed;
 pub mod database;
 pub mod etcd_keys;
 pub mod gateway;
+pub mod prune;
 pub mod volume;
 
 pub use compressed::{CompressedArtifact, FinishError};
@@ -169,7 +170,7 @@ pub(crate) fn complete_set(
         run_id: set.run_id.clone(),
         started_at,
         finished_at: Utc::now(),
-        host: host_name(),
+        host: crate::util::host_name(),
         tool: ToolInfo::this_build(),
         source,
         artifacts,
@@ -178,14 +179,4 @@ pub(crate) fn complete_set(
     };
     pending.complete(&manifest.to_json())?;
     Ok(manifest)
-}
-
-/// This host's name, for manifests.
-pub fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "unknown".into())
 }

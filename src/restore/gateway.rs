@@ -4,12 +4,12 @@
 //! skipped, and objects run in parallel (`gateway.concurrency`).
 
 use crate::config::GatewaySettings;
-use crate::gateway::pool::parallel_map;
 use crate::gateway::{GatewayClient, GatewayError};
 use crate::io_util::HashingReader;
 use crate::jobs::gateway::{read_snapshot, ObjectRecord, SnapshotError};
 use crate::runtime::block_on;
 use crate::store::{Destination, Manifest, ObjectStore, StoreError};
+use crate::util::parallel_map;
 use std::io::{self, Read};
 use std::time::Duration;
 

@@ -15,12 +15,12 @@ pub use snapshot::{
 
 use super::{complete_set, start_artifact, JobError};
 use crate::config::Settings;
-use crate::gateway::pool::parallel_map;
 use crate::gateway::{GatewayClient, GatewayError};
 use crate::runtime::block_on;
 use crate::store::{
     list_complete, Destination, JobKind, Manifest, RunId, SetRef, Warning, WarningKind,
 };
+use crate::util::parallel_map;
 use chrono::Utc;
 use copy::Copied;
 use serde::Serialize;

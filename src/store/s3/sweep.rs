@@ -59,7 +59,7 @@ pub async fn sweep(bucket: &Bucket, keys: &Keys) -> Result<Vec<String>, S3Error>
     let mut judge = Judge {
         bucket,
         keys,
-        host: crate::jobs::host_name(),
+        host: crate::util::host_name(),
         now: Utc::now(),
         seen: HashMap::new(),
     };

@@ -77,7 +77,7 @@ impl S3PendingSet {
             return Err(StoreError::SetExists(set.clone()));
         }
         let marker = WriterMarker {
-            host: crate::jobs::host_name(),
+            host: crate::util::host_name(),
             pid: std::process::id(),
             started_at: chrono::Utc::now(),
         };
