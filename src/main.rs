@@ -18,7 +18,8 @@ Examples:
 
 Configuration layers, lowest first: built-in defaults < --config FILE (TOML) < etcd <
 DEIS_BACKUP_* environment (e.g. DEIS_BACKUP_DESTINATION__URL) < flags.
-Exit codes: 0 success, 1 failure, 2 usage error or not available in this version.";
+Exit codes: 0 success, 1 failure, 2 usage error or not available, 3 partial (the set is
+kept, but something that matters is missing from it, e.g. an unreadable file).";
 
 /// Backups of a Deis v1 cluster: gateway buckets, store volume, database, etcd.
 #[derive(Parser)]

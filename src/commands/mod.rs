@@ -28,6 +28,8 @@ use std::process::ExitCode;
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit code of a command or job that this version does not provide yet.
 pub const EXIT_NOT_AVAILABLE: u8 = 2;
+/// Exit code of a run that kept its set with warnings that matter (e.g. an unreadable file).
+pub const EXIT_PARTIAL: u8 = 3;
 
 /// Says plainly that a subcommand arrives in a later version, and exits with code 2.
 pub fn not_available(what: &str) -> ExitCode {

@@ -10,7 +10,6 @@
 use crate::config::EtcdSettings;
 use crate::error_chain::error_chain;
 use crate::etcd::{EtcdClient, Lease};
-use crate::metrics::metrics;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -106,13 +105,6 @@ pub async fn elect(etcd: EtcdSettings, leader: watch::Sender<bool>) {
 /// Says (once per change) whether this daemon runs the jobs, to the log, the metric and the
 /// daemon's scheduler.
 fn announce(leader: &watch::Sender<bool>, runs_jobs: bool, key: &str) {
-    for job in crate::store::JobKind::ALL {
-        if runs_jobs {
-            metrics().own(job.as_str());
-        } else {
-            metrics().disown(job.as_str());
-        }
-    }
     if runs_jobs {
         tracing::info!(key, "This daemon is the leader: it runs the jobs.");
     } else {

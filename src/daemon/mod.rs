@@ -5,13 +5,16 @@
 //! etcd the one daemon runs them.
 
 pub mod leader;
+mod ownership;
 pub mod reload;
 pub mod scheduler;
 
 use crate::config::{self, EtcdLayer, LoadOptions, Settings};
 use crate::etcd::{read_config, EtcdClient};
 use crate::metrics::{metrics, serve};
+use crate::store::JobKind;
 use crate::util::Backoff;
+use ownership::{give_up_ownership, take_ownership};
 use reload::{evaluate, Outcome};
 use scheduler::Scheduler;
 use std::sync::Arc;
@@ -55,30 +58,21 @@ async fn run_async(base: LoadOptions) -> Result<(), DaemonError> {
     let (tx, rx) = watch::channel(Arc::new(settings.clone()));
     let elected = !etcd.endpoints.is_empty();
     let (leader_tx, mut leader_rx) = watch::channel(!elected);
-    for job in crate::store::JobKind::ALL {
-        if elected {
-            metrics().disown(job.as_str());
-        } else {
-            metrics().own(job.as_str());
-        }
-    }
-    let election = elected.then(|| tokio::spawn(leader::elect(etcd.clone(), leader_tx.clone())));
 
-    let metrics_task = match tokio::net::TcpListener::bind(&settings.metrics.listen).await {
-        Ok(listener) => {
-            let addr = listener
-                .local_addr()
-                .map(|a| a.to_string())
-                .unwrap_or_default();
-            tracing::info!(listen = %addr, "Serving metrics at /metrics.");
-            Some(tokio::spawn(serve(listener)))
-        }
-        Err(error) => {
-            tracing::error!(listen = %settings.metrics.listen, %error, "Cannot serve metrics; the daemon runs without them. Check metrics.listen.");
-            None
-        }
-    };
-    let watcher = (!etcd.endpoints.is_empty()).then(|| {
+    // what a crash or kill -9 of an earlier run left: swept now, in the background (every run
+    // sweeps again before it starts)
+    let sweep = spawn_blocking_with(&settings, start_sweep);
+    // an owner's gauges are seeded before the first scrape can see them
+    if elected {
+        give_up_ownership(&JobKind::ALL);
+    } else {
+        spawn_blocking_with(&settings, |s| take_ownership(s, &JobKind::ALL))
+            .await
+            .ok();
+    }
+    let metrics_task = serve_metrics(&settings.metrics.listen).await;
+    let election = elected.then(|| tokio::spawn(leader::elect(etcd.clone(), leader_tx.clone())));
+    let watcher = elected.then(|| {
         tokio::spawn(reload::watch_etcd(
             base.clone(),
             etcd.clone(),
@@ -109,17 +103,22 @@ async fn run_async(base: LoadOptions) -> Result<(), DaemonError> {
                     continue;
                 }
                 if *leader_rx.borrow_and_update() {
-                    scheduler.apply(&rx.borrow().clone(), &rx);
+                    let current = rx.borrow().clone();
+                    spawn_blocking_with(&current, |s| take_ownership(s, &JobKind::ALL)).await.ok();
+                    scheduler.apply(&current, &rx);
                 } else {
-                    // runs in progress finish; no new run starts here
-                    scheduler.stop();
+                    // a daemon runs a job only while it owns it
+                    scheduler.cancel_runs("this daemon lost the job's lease");
+                    drain(&scheduler, Duration::from_secs(30)).await;
+                    give_up_ownership(&JobKind::ALL);
                 }
             }
             signal = &mut shutdown => break signal,
         }
     };
 
-    tracing::info!(signal, "Shutting down: no new runs start.");
+    let grace = rx.borrow().daemon.shutdown_grace;
+    tracing::info!(signal, grace = %grace, "Shutting down: no new runs start.");
     scheduler.stop();
     if let Some(w) = watcher {
         w.abort();
@@ -127,14 +126,16 @@ async fn run_async(base: LoadOptions) -> Result<(), DaemonError> {
     if let Some(e) = election {
         e.abort();
     }
-    let mut logged = false;
-    while !scheduler.busy().is_empty() {
-        if !logged {
-            tracing::info!(jobs = ?scheduler.busy(), "Waiting for runs in progress to finish.");
-            logged = true;
+    if !drain(&scheduler, grace.get()).await {
+        let reason = format!("the daemon is stopping ({signal}) and its shutdown grace of {grace} (daemon.shutdown-grace) passed");
+        tracing::warn!(jobs = ?scheduler.busy(), "Cancelling the runs still in progress: {reason}.");
+        scheduler.cancel_runs(&reason);
+        let unwind = rx.borrow().timeouts.request.get() + Duration::from_secs(5);
+        if !drain(&scheduler, unwind).await {
+            tracing::error!(jobs = ?scheduler.busy(), "Runs did not unwind in time; exiting anyway. Their incomplete sets are swept at the next start.");
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    sweep.abort();
     if elected && *leader_rx.borrow() {
         leader::resign(&etcd).await;
     }
@@ -145,6 +146,65 @@ async fn run_async(base: LoadOptions) -> Result<(), DaemonError> {
     drop((tx, leader_tx));
     tracing::info!("Daemon stopped.");
     Ok(())
+}
+
+/// Waits until no run is in progress, at most `limit`; true when none is left.
+async fn drain(scheduler: &Scheduler, limit: Duration) -> bool {
+    let until = tokio::time::Instant::now() + limit;
+    let mut logged = false;
+    while !scheduler.busy().is_empty() {
+        if tokio::time::Instant::now() >= until {
+            return false;
+        }
+        if !logged {
+            tracing::info!(jobs = ?scheduler.busy(), limit = ?limit, "Waiting for runs in progress to finish.");
+            logged = true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    true
+}
+
+/// Runs blocking `work` on the settings on a blocking thread.
+fn spawn_blocking_with(
+    settings: &Settings,
+    work: impl FnOnce(&Settings) + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    let settings = settings.clone();
+    tokio::task::spawn_blocking(move || work(&settings))
+}
+
+/// Sweeps what interrupted runs left at the destination (logged, never fatal).
+fn start_sweep(settings: &Settings) {
+    let removed = crate::store::open_destination(settings).and_then(|dest| dest.sweep_incomplete());
+    match removed {
+        Ok(removed) => {
+            for set in removed {
+                tracing::info!(set = %set, "Removed an incomplete backup set left by an interrupted run.");
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %crate::error_chain::error_chain(&e), "Cannot sweep the destination at start; each run sweeps before it starts.")
+        }
+    }
+}
+
+/// Binds the metrics listener; without it the daemon runs on (an error says why).
+async fn serve_metrics(listen: &str) -> Option<tokio::task::JoinHandle<()>> {
+    match tokio::net::TcpListener::bind(listen).await {
+        Ok(listener) => {
+            let addr = listener
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            tracing::info!(listen = %addr, "Serving metrics at /metrics.");
+            Some(tokio::spawn(serve(listener)))
+        }
+        Err(error) => {
+            tracing::error!(listen = %listen, %error, "Cannot serve metrics; the daemon runs without them. Check metrics.listen.");
+            None
+        }
+    }
 }
 
 /// The configuration to start on: etcd's when it can be read and is valid; otherwise the

@@ -8,9 +8,10 @@
 
 use crate::config::Settings;
 use crate::error_chain::error_chain;
-use crate::jobs::run_backup;
+use crate::jobs::{self, run_job, RunResult};
 use crate::metrics::metrics;
 use crate::store::{self, JobKind};
+use crate::util::Cancel;
 use chrono::{DateTime, Utc};
 use croner::parser::{CronParser, Seconds};
 use croner::Cron;
@@ -32,16 +33,6 @@ pub fn parse_schedule(cron: &str) -> Option<Cron> {
         .ok()
 }
 
-/// The schedule string of `job`.
-pub fn schedule_of(settings: &Settings, job: JobKind) -> &str {
-    match job {
-        JobKind::Gateway => &settings.schedule.gateway,
-        JobKind::Volume => &settings.schedule.volume,
-        JobKind::Database => &settings.schedule.database,
-        JobKind::Etcd => &settings.schedule.etcd,
-    }
-}
-
 /// The next fire time strictly after `now`.
 pub fn next_fire(cron: &Cron, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
     cron.find_next_occurrence(&now, false).ok()
@@ -58,6 +49,8 @@ pub fn interval_secs(cron: &Cron, now: DateTime<Utc>) -> Option<i64> {
 pub struct Scheduler {
     loops: Vec<JoinHandle<()>>,
     running: HashMap<JobKind, Arc<AtomicBool>>,
+    /// Cancels the runs started by the current loops (shutdown, loss of ownership).
+    cancel: Cancel,
 }
 
 impl Scheduler {
@@ -68,33 +61,41 @@ impl Scheduler {
                 .iter()
                 .map(|&j| (j, Arc::new(AtomicBool::new(false))))
                 .collect(),
+            cancel: Cancel::new(),
         }
     }
 
     /// Replaces the schedule loops by ones for `settings` (runs in progress go on).
     pub fn apply(&mut self, settings: &Settings, current: &watch::Receiver<Arc<Settings>>) {
-        for handle in self.loops.drain(..) {
-            handle.abort();
-        }
+        self.stop();
         let now = Utc::now();
-        for job in JobKind::ALL {
-            let Some(cron) = parse_schedule(schedule_of(settings, job)) else {
-                metrics()
-                    .schedule_interval
-                    .with_label_values(&[job.as_str()])
-                    .set(0);
+        for job in jobs::registry() {
+            let kind = job.kind();
+            let label = [kind.as_str()];
+            metrics()
+                .run_deadline
+                .with_label_values(&label)
+                .set(job.deadline(settings).get().as_secs() as i64);
+            let Some(cron) = parse_schedule(job.schedule(settings)) else {
+                metrics().schedule_interval.with_label_values(&label).set(0);
+                tracing::info!(backup_job = %kind, "Job disabled (no schedule).");
                 continue;
             };
             if let Some(secs) = interval_secs(&cron, now) {
                 metrics()
                     .schedule_interval
-                    .with_label_values(&[job.as_str()])
+                    .with_label_values(&label)
                     .set(secs);
             }
-            tracing::info!(job = %job, schedule = %cron.pattern, next = ?next_fire(&cron, now), "Job scheduled.");
-            let running = self.running[&job].clone();
-            self.loops
-                .push(tokio::spawn(job_loop(job, cron, current.clone(), running)));
+            tracing::info!(backup_job = %kind, schedule = %cron.pattern, next = ?next_fire(&cron, now), "Job scheduled.");
+            let running = self.running[&kind].clone();
+            self.loops.push(tokio::spawn(job_loop(
+                kind,
+                cron,
+                current.clone(),
+                running,
+                self.cancel.clone(),
+            )));
         }
     }
 
@@ -103,6 +104,14 @@ impl Scheduler {
         for handle in self.loops.drain(..) {
             handle.abort();
         }
+    }
+
+    /// Stops scheduling and cancels the runs in progress with `reason` (they unwind at their
+    /// next write, abort their uploads and keep no set). Later loops get a fresh flag.
+    pub fn cancel_runs(&mut self, reason: &str) {
+        self.stop();
+        self.cancel.cancel(reason);
+        self.cancel = Cancel::new();
     }
 
     /// The jobs with a run in progress.
@@ -121,63 +130,51 @@ impl Default for Scheduler {
 }
 
 async fn job_loop(
-    job: JobKind,
+    kind: JobKind,
     cron: Cron,
     settings: watch::Receiver<Arc<Settings>>,
     running: Arc<AtomicBool>,
+    shutdown: Cancel,
 ) {
     loop {
         let now = Utc::now();
         let Some(next) = next_fire(&cron, now) else {
-            tracing::warn!(job = %job, "The schedule has no next fire time; the job stops.");
+            tracing::warn!(backup_job = %kind, "The schedule has no next fire time; the job stops.");
             return;
         };
         let wait = (next - now).to_std().unwrap_or_default();
         tokio::time::sleep(wait).await;
         if running.swap(true, Ordering::SeqCst) {
-            tracing::warn!(job = %job, "Run skipped: the previous run of this job is still going.");
-            metrics()
-                .runs
-                .with_label_values(&[job.as_str(), "skipped"])
-                .inc();
+            tracing::warn!(backup_job = %kind, "Run skipped: the previous run of this job is still going.");
+            metrics().count_run(kind.as_str(), "skipped");
             continue;
         }
         let settings = settings.borrow().clone();
         let running = running.clone();
+        let shutdown = shutdown.clone();
         tokio::spawn(async move {
-            metrics().running.with_label_values(&[job.as_str()]).set(1);
-            let started = std::time::Instant::now();
-            let outcome = tokio::task::spawn_blocking(move || {
-                let dest = store::open_destination(&settings).map_err(|e| e.to_string())?;
-                run_backup(job, &settings, dest.as_ref()).map_err(|e| error_chain(&e))
-            })
-            .await
-            .unwrap_or_else(|e| Err(format!("the run panicked or was cancelled: {e}")));
-            let m = metrics();
-            let label = [job.as_str()];
-            m.running.with_label_values(&label).set(0);
-            m.duration
-                .with_label_values(&label)
-                .observe(started.elapsed().as_secs_f64());
-            m.last_run
-                .with_label_values(&label)
-                .set(Utc::now().timestamp());
-            match outcome {
-                Ok(manifest) => {
-                    m.runs.with_label_values(&[job.as_str(), "success"]).inc();
-                    m.record_success(&manifest);
-                    m.last_success
-                        .with_label_values(&label)
-                        .set(Utc::now().timestamp());
-                    tracing::info!(job = %job, set = %manifest.run_id, "Scheduled run succeeded.");
-                }
-                Err(error) => {
-                    m.runs.with_label_values(&[job.as_str(), "failure"]).inc();
-                    tracing::error!(job = %job, %error, "Scheduled run failed; the next run is on schedule.");
-                }
+            let ended =
+                tokio::task::spawn_blocking(move || run_scheduled(kind, &settings, &shutdown))
+                    .await;
+            if let Err(e) = ended {
+                tracing::error!(backup_job = %kind, error = %e, "The run's thread panicked; the next run is on schedule.");
+                metrics().count_run(kind.as_str(), RunResult::Failure.as_str());
             }
             running.store(false, Ordering::SeqCst);
         });
+    }
+}
+
+/// One scheduled run: open the destination, run the job through the harness.
+fn run_scheduled(kind: JobKind, settings: &Settings, shutdown: &Cancel) {
+    match store::open_destination(settings) {
+        Ok(dest) => {
+            let outcome = run_job(jobs::job(kind), settings, dest.as_ref(), shutdown);
+            if outcome.result == RunResult::Failure {
+                tracing::warn!(backup_job = %kind, "The next run is on schedule.");
+            }
+        }
+        Err(e) => jobs::harness::record_unstarted(kind, settings, &error_chain(&e)),
     }
 }
 
@@ -209,7 +206,5 @@ mod tests {
         assert!(parse_schedule("").is_none());
         assert!(parse_schedule("  ").is_none());
         assert!(parse_schedule("61 * * * *").is_none());
-        let s = Settings::default();
-        assert_eq!(schedule_of(&s, JobKind::Volume), "30 3 * * *");
     }
 }

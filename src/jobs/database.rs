@@ -5,13 +5,12 @@
 //! with pg_dumpall's completion trailer. Memory stays bounded: a few output chunks in flight,
 //! a short tail of the dump, and at most [`STDERR_LIMIT`] bytes of stderr.
 
-use super::{complete_set, start_artifact, JobError, DATABASE_ARTIFACT};
-use crate::config::{DatabaseSettings, ExecMode, Settings};
+use super::{Backup, Job, JobError, Run, DATABASE_ARTIFACT};
+use crate::config::{ConfigDuration, DatabaseSettings, ExecMode, Settings};
 use crate::docker::{classify, BoundedCapture, DockerClient, DockerError, ExecChunk, ExecSpec};
 use crate::runtime::{block_on, runtime};
-use crate::store::{Destination, JobKind, Manifest, RunId, SetRef};
+use crate::store::JobKind;
 use bytes::Bytes;
-use chrono::Utc;
 use futures_util::StreamExt;
 use serde::Serialize;
 use std::io::{self, Write};
@@ -213,25 +212,40 @@ struct DatabaseStats {
     stderr: Option<String>,
 }
 
-/// Backs up the database container's cluster into a new set of `dest`.
-pub fn run_database(settings: &Settings, dest: &dyn Destination) -> Result<Manifest, JobError> {
-    let started_at = Utc::now();
-    let set = SetRef {
-        job: JobKind::Database,
-        run_id: RunId::new(started_at),
-    };
+/// Backs up the PostgreSQL cluster of `database.container` with `pg_dumpall`.
+pub struct DatabaseJob;
+
+impl Job for DatabaseJob {
+    fn kind(&self) -> JobKind {
+        JobKind::Database
+    }
+
+    fn schedule<'s>(&self, settings: &'s Settings) -> &'s str {
+        &settings.schedule.database
+    }
+
+    fn deadline(&self, settings: &Settings) -> ConfigDuration {
+        settings.deadline.database
+    }
+
+    fn backup(&self, run: &mut Run<'_>) -> Result<Backup, JobError> {
+        run_database(run)
+    }
+}
+
+/// Backs up the database container's cluster into the run's set.
+fn run_database(run: &mut Run<'_>) -> Result<Backup, JobError> {
+    let settings = run.settings;
+    let dest = run.dest;
     let db = &settings.database;
     let container = db.container.clone();
-    let span = tracing::info_span!("backup", job = "database", set = %set.run_id);
-    let _entered = span.enter();
     let docker = DockerClient::from_env();
     block_on(docker.running_container(&container)).map_err(DatabaseError::from)?;
     let spec = dump_command(db);
     let command = crate::docker::describe_command(&spec);
     tracing::info!(container = %container, command = %command, destination = %dest.describe(), "Database backup started.");
 
-    let mut pending = dest.begin_set(&set)?;
-    let mut compressed = start_artifact(&mut pending, DATABASE_ARTIFACT, settings)?;
+    let mut compressed = run.start_artifact(DATABASE_ARTIFACT)?;
 
     let session = block_on(docker.start_exec(&container, &spec)).map_err(DatabaseError::from)?;
     let exec_id = session.id.clone();
@@ -333,22 +347,18 @@ pub fn run_database(settings: &Settings, dest: &dyn Destination) -> Result<Manif
         "command": command,
         "server_version": facts.server_version,
     });
-    let manifest = complete_set(
-        pending,
-        &set,
-        started_at,
-        source,
-        vec![artifact],
-        Vec::new(),
-        &stats,
-    )?;
     tracing::info!(
         databases = ?facts.databases,
-        bytes_read = manifest.artifacts[0].uncompressed_size,
-        bytes_written = manifest.stored_bytes(),
-        "Database backup complete."
+        bytes_read = artifact.uncompressed_size,
+        bytes_written = artifact.size,
+        "Database dump written."
     );
-    Ok(manifest)
+    Ok(Backup {
+        source,
+        artifacts: vec![artifact],
+        warnings: Vec::new(),
+        stats: serde_json::to_value(&stats).expect("stats serialize"),
+    })
 }
 
 #[cfg(test)]

@@ -5,11 +5,11 @@
 //! a log line, an error or the manifest. Keys a new cluster makes itself or that expire are
 //! marked `ephemeral` so that restore can skip them.
 
-use super::{complete_set, start_artifact, JobError};
-use crate::config::Settings;
+use super::{Backup, Job, JobError, Run};
+use crate::config::{ConfigDuration, Settings};
 use crate::etcd::{EtcdClient, EtcdError, Listing, Node};
 use crate::runtime::block_on;
-use crate::store::{Destination, JobKind, Manifest, RunId, SetRef};
+use crate::store::JobKind;
 use base64::Engine;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -125,16 +125,33 @@ pub fn export_of(listing: Listing, api: &str, prefix: &str, now: DateTime<Utc>) 
     }
 }
 
-/// Runs one `etcd` backup into `dest`.
-pub fn run_etcd(settings: &Settings, dest: &dyn Destination) -> Result<Manifest, JobError> {
-    let started_at = Utc::now();
-    let set = SetRef {
-        job: JobKind::Etcd,
-        run_id: RunId::new(started_at),
-    };
+/// Exports the Deis keyspace (`etcd.prefix`).
+pub struct EtcdJob;
+
+impl Job for EtcdJob {
+    fn kind(&self) -> JobKind {
+        JobKind::Etcd
+    }
+
+    fn schedule<'s>(&self, settings: &'s Settings) -> &'s str {
+        &settings.schedule.etcd
+    }
+
+    fn deadline(&self, settings: &Settings) -> ConfigDuration {
+        settings.deadline.etcd
+    }
+
+    fn backup(&self, run: &mut Run<'_>) -> Result<Backup, JobError> {
+        run_etcd(run)
+    }
+}
+
+/// Exports the keyspace into the run's set.
+fn run_etcd(run: &mut Run<'_>) -> Result<Backup, JobError> {
+    let settings = run.settings;
+    let dest = run.dest;
+    let started_at = run.started_at;
     let prefix = settings.etcd.prefix.clone();
-    let span = tracing::info_span!("backup", job = "etcd", set = %set.run_id);
-    let _entered = span.enter();
     tracing::info!(prefix = %prefix, destination = %dest.describe(), "etcd backup started.");
 
     let read_err = |source| EtcdJobError::Read {
@@ -150,8 +167,7 @@ pub fn run_etcd(settings: &Settings, dest: &dyn Destination) -> Result<Manifest,
     let export = export_of(listing, &api.to_string(), &prefix, started_at);
     let ephemeral = export.keys.iter().filter(|k| k.ephemeral).count();
 
-    let mut pending = dest.begin_set(&set)?;
-    let mut compressed = start_artifact(&mut pending, ETCD_ARTIFACT, settings)?;
+    let mut compressed = run.start_artifact(ETCD_ARTIFACT)?;
     let write_err = |source| EtcdJobError::Write {
         prefix: prefix.clone(),
         source,
@@ -175,23 +191,19 @@ pub fn run_etcd(settings: &Settings, dest: &dyn Destination) -> Result<Manifest,
         "index": export.index,
     });
     let stats = serde_json::json!({ "keys": export.keys.len(), "ephemeral_keys": ephemeral });
-    let manifest = complete_set(
-        pending,
-        &set,
-        started_at,
-        source,
-        vec![artifact],
-        Vec::new(),
-        &stats,
-    )?;
     tracing::info!(
         keys = export.keys.len(),
         ephemeral,
         api = %export.api,
-        bytes_written = manifest.stored_bytes(),
-        "etcd backup complete."
+        bytes_written = artifact.size,
+        "etcd export written."
     );
-    Ok(manifest)
+    Ok(Backup {
+        source,
+        artifacts: vec![artifact],
+        warnings: Vec::new(),
+        stats,
+    })
 }
 
 #[cfg(test)]

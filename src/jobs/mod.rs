@@ -1,22 +1,24 @@
-//! Backup jobs: each one turns a source into artifacts of a new set, then writes its manifest.
+//! Backup jobs: each turns a source into the artifacts of a new set. A job implements [`Job`];
+//! everything around a run (run id, span, sweep, set lifecycle, deadline, metrics, status,
+//! retention) is the [`harness`]'s. A new job is its own module and one line in [`registry`].
 
 mod compressed;
 pub mod database;
 pub mod etcd_keys;
 pub mod gateway;
+pub mod harness;
 pub mod prune;
+mod run;
+pub mod status;
 pub mod volume;
+mod volume_job;
 
 pub use compressed::{CompressedArtifact, FinishError};
+pub use harness::{run_job, RunOutcome, RunResult};
+pub use run::{Backup, Run};
 
-use crate::config::Settings;
-use crate::store::{
-    Artifact, Destination, JobKind, Manifest, PendingSet, RunId, SetRef, StoreError, ToolInfo,
-    Warning, FORMAT_VERSION,
-};
-use chrono::{DateTime, Utc};
-use std::io::BufWriter;
-use std::path::PathBuf;
+use crate::config::{ConfigDuration, Settings};
+use crate::store::{JobKind, StoreError};
 
 /// The artifact of the `volume` job.
 pub const VOLUME_ARTIFACT: &str = "store.tar.zst";
@@ -24,11 +26,49 @@ pub const VOLUME_ARTIFACT: &str = "store.tar.zst";
 /// The artifact of the `database` job.
 pub const DATABASE_ARTIFACT: &str = "pg_dumpall.sql.zst";
 
+/// One kind of backup. Implementations hold no state: a run's state lives in its [`Run`].
+pub trait Job: Send + Sync {
+    /// Which job this is (its name in the CLI, etcd keys, metrics and the destination).
+    fn kind(&self) -> JobKind;
+
+    /// The job's cron schedule in `settings` (`""` = disabled).
+    fn schedule<'s>(&self, settings: &'s Settings) -> &'s str;
+
+    /// How long one run may take before the harness cancels it.
+    fn deadline(&self, settings: &Settings) -> ConfigDuration;
+
+    /// The configuration key of [`Job::deadline`], for messages.
+    fn deadline_key(&self) -> String {
+        format!("deadline.{}", self.kind())
+    }
+
+    /// Backs the source up into `run`'s set: artifacts through [`Run::start_artifact`]
+    /// (or objects through `run.dest.objects()`); returns what the manifest records. The
+    /// harness writes the manifest, last, only when this returns `Ok`.
+    fn backup(&self, run: &mut Run<'_>) -> Result<Backup, JobError>;
+}
+
+/// Every job this build knows, in the order `backup all` runs them.
+pub fn registry() -> [&'static dyn Job; 4] {
+    [
+        &gateway::GatewayJob,
+        &volume_job::VolumeJob,
+        &database::DatabaseJob,
+        &etcd_keys::EtcdJob,
+    ]
+}
+
+/// The job of `kind`.
+pub fn job(kind: JobKind) -> &'static dyn Job {
+    registry()
+        .into_iter()
+        .find(|j| j.kind() == kind)
+        .expect("every JobKind is registered")
+}
+
 /// Why a backup run failed. Whatever it wrote has been removed: no manifest, no set.
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
-    #[error("the {0} job is not available in this version yet")]
-    NotAvailable(JobKind),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -51,132 +91,34 @@ pub enum JobError {
         #[source]
         source: FinishError,
     },
+    #[error("the {job} job finished without creating its backup set")]
+    NoSet { job: JobKind },
+    #[error("{0}")]
+    Cancelled(String),
 }
 
 impl JobError {
-    /// True for jobs this build does not implement yet (exit code 2 at the CLI).
+    /// True for what this build cannot do at all (exit code 2 at the CLI).
     pub fn is_not_available(&self) -> bool {
-        matches!(self, JobError::NotAvailable(_))
-            || matches!(self, JobError::Store(StoreError::NotAvailable(_)))
+        matches!(self, JobError::Store(StoreError::NotAvailable(_)))
     }
 }
 
-/// Runs one backup of `job` into `dest` and returns the manifest of the complete set.
-pub fn run_backup(
-    job: JobKind,
-    settings: &Settings,
-    dest: &dyn Destination,
-) -> Result<Manifest, JobError> {
-    match job {
-        JobKind::Volume => run_volume(settings, dest),
-        JobKind::Database => database::run_database(settings, dest),
-        JobKind::Gateway => gateway::run_gateway(settings, dest),
-        JobKind::Etcd => etcd_keys::run_etcd(settings, dest),
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn run_volume(settings: &Settings, dest: &dyn Destination) -> Result<Manifest, JobError> {
-    let started_at = Utc::now();
-    let set = SetRef {
-        job: JobKind::Volume,
-        run_id: RunId::new(started_at),
-    };
-    let root = absolute(&settings.volume.path);
-    let span = tracing::info_span!("backup", job = "volume", set = %set.run_id);
-    let _entered = span.enter();
-    tracing::info!(path = %root.display(), destination = %dest.describe(), "Volume backup started.");
-
-    let mut pending = dest.begin_set(&set)?;
-    let compressed = start_artifact(&mut pending, VOLUME_ARTIFACT, settings)?;
-    let (buffered, outcome) =
-        volume::write_volume_tar(&root, BufWriter::with_capacity(256 << 10, compressed))?;
-    let compressed = buffered
-        .into_inner()
-        .map_err(|e| volume::VolumeError::Write {
-            path: "end of archive".into(),
-            source: e.into_error(),
-        })?;
-    let artifact = compressed
-        .finish("tar")
-        .map_err(|source| JobError::Finish {
-            artifact: VOLUME_ARTIFACT,
-            source,
-        })?;
-
-    let changed = outcome
-        .warnings
-        .iter()
-        .filter(|w| w.kind == crate::store::WarningKind::ChangedDuringRead)
-        .count();
-    crate::metrics::metrics()
-        .files_changed_during_read
-        .inc_by(changed as u64);
-    let manifest = complete_set(
-        pending,
-        &set,
-        started_at,
-        serde_json::json!({ "kind": "volume", "path": root }),
-        vec![artifact],
-        outcome.warnings,
-        &outcome.stats,
-    )?;
-    tracing::info!(
-        bytes_read = outcome.stats.bytes_read,
-        bytes_written = manifest.stored_bytes(),
-        warnings = manifest.warnings.len(),
-        "Volume backup complete."
-    );
-    Ok(manifest)
-}
-
-fn absolute(path: &std::path::Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
-}
-
-/// Starts the artifact `name` of a pending set, compressed at the configured level.
-pub(crate) fn start_artifact(
-    pending: &mut Box<dyn PendingSet>,
-    name: &'static str,
-    settings: &Settings,
-) -> Result<CompressedArtifact, JobError> {
-    let sink = pending.create_artifact(name)?;
-    CompressedArtifact::new(name, sink, settings.compression.level).map_err(|source| {
-        JobError::Compressor {
-            artifact: name,
-            source,
+    #[test]
+    fn every_job_is_registered_once_with_its_schedule_and_deadline() {
+        let settings = Settings::default();
+        for kind in JobKind::ALL {
+            let j = job(kind);
+            assert_eq!(j.kind(), kind);
+            assert!(!j.schedule(&settings).is_empty(), "{kind}");
+            assert!(j.deadline(&settings).get().as_secs() >= 3600, "{kind}");
+            assert_eq!(j.deadline_key(), format!("deadline.{kind}"));
         }
-    })
-}
-
-/// Writes the manifest of a finished run, which makes its set complete, and returns it.
-/// Everything every manifest carries (format, job, run id, times, host, tool) is filled in
-/// here; a job gives what is its own.
-pub(crate) fn complete_set(
-    pending: Box<dyn PendingSet>,
-    set: &SetRef,
-    started_at: DateTime<Utc>,
-    source: serde_json::Value,
-    artifacts: Vec<Artifact>,
-    warnings: Vec<Warning>,
-    stats: &impl serde::Serialize,
-) -> Result<Manifest, StoreError> {
-    let stats = match serde_json::to_value(stats).expect("stats serialize") {
-        serde_json::Value::Object(map) => map,
-        _ => serde_json::Map::new(),
-    };
-    let manifest = Manifest {
-        format_version: FORMAT_VERSION,
-        job: set.job,
-        run_id: set.run_id.clone(),
-        started_at,
-        finished_at: Utc::now(),
-        host: crate::util::host_name(),
-        tool: ToolInfo::this_build(),
-        source,
-        artifacts,
-        warnings,
-        stats,
-    };
-    pending.complete(&manifest.to_json())?;
-    Ok(manifest)
+        assert_eq!(registry().len(), JobKind::ALL.len());
+        assert_eq!(job(JobKind::Gateway).deadline(&settings).to_string(), "6h");
+    }
 }

@@ -4,12 +4,14 @@
 //! without a manifest is incomplete: it is never listed, restored or counted as a success,
 //! and [`Destination::sweep_incomplete`] removes it once its writer is gone.
 
+mod cancellable;
 mod catalog;
 mod local;
 mod manifest;
 mod run_id;
 mod s3;
 
+pub use cancellable::Cancellable;
 pub use catalog::{find_set, list_complete, Listing, SetSelector};
 pub use local::LocalDestination;
 pub use manifest::{

@@ -1,9 +1,11 @@
 //! What every layer uses: host identity, backoff, a bounded worker pool, cancellation.
 
 pub mod backoff;
+pub mod cancel;
 pub mod host;
 pub mod pool;
 
 pub use backoff::Backoff;
+pub use cancel::Cancel;
 pub use host::{host_name, ProcessIdentity};
 pub use pool::parallel_map;

@@ -13,15 +13,12 @@ pub use snapshot::{
     read_snapshot, BucketSnapshot, ObjectRecord, Snapshot, SnapshotError, SNAPSHOT_ARTIFACT,
 };
 
-use super::{complete_set, start_artifact, JobError};
-use crate::config::Settings;
+use super::{Backup, Job, JobError, Run};
+use crate::config::{ConfigDuration, Settings};
 use crate::gateway::{GatewayClient, GatewayError};
 use crate::runtime::block_on;
-use crate::store::{
-    list_complete, Destination, JobKind, Manifest, RunId, SetRef, Warning, WarningKind,
-};
+use crate::store::{list_complete, Destination, JobKind, Manifest, Warning, WarningKind};
 use crate::util::parallel_map;
-use chrono::Utc;
 use copy::Copied;
 use serde::Serialize;
 use snapshot::Action;
@@ -67,15 +64,32 @@ pub struct GatewayStats {
     pub signature: String,
 }
 
-/// Runs one gateway backup into `dest`.
-pub fn run_gateway(settings: &Settings, dest: &dyn Destination) -> Result<Manifest, JobError> {
-    let started_at = Utc::now();
-    let set = SetRef {
-        job: JobKind::Gateway,
-        run_id: RunId::new(started_at),
-    };
-    let span = tracing::info_span!("backup", job = "gateway", set = %set.run_id);
-    let _entered = span.enter();
+/// Snapshots the store-gateway buckets incrementally into the shared object store.
+pub struct GatewayJob;
+
+impl Job for GatewayJob {
+    fn kind(&self) -> JobKind {
+        JobKind::Gateway
+    }
+
+    fn schedule<'s>(&self, settings: &'s Settings) -> &'s str {
+        &settings.schedule.gateway
+    }
+
+    fn deadline(&self, settings: &Settings) -> ConfigDuration {
+        settings.deadline.gateway
+    }
+
+    fn backup(&self, run: &mut Run<'_>) -> Result<Backup, JobError> {
+        run_gateway(run)
+    }
+}
+
+/// Runs one gateway backup into the run's set.
+fn run_gateway(run: &mut Run<'_>) -> Result<Backup, JobError> {
+    let settings = run.settings;
+    let dest = run.dest;
+    let set = run.set.clone();
     let store = dest
         .objects()
         .ok_or_else(|| GatewayJobError::NoObjectStore {
@@ -108,7 +122,8 @@ pub fn run_gateway(settings: &Settings, dest: &dyn Destination) -> Result<Manife
         plans.push((bucket.clone(), snapshot::plan(listed, prev)));
     }
 
-    let mut pending = dest.begin_set(&set)?;
+    run.begin()?;
+    let cancel = run.cancel().clone();
     let mut snapshot = Snapshot {
         format_version: snapshot::SNAPSHOT_FORMAT,
         buckets: Vec::new(),
@@ -119,6 +134,10 @@ pub fn run_gateway(settings: &Settings, dest: &dyn Destination) -> Result<Manife
     for (bucket, actions) in plans {
         let results = parallel_map(actions, workers, |action| match action {
             Action::Unchanged(record) => (record.key.clone(), None, Some(record)),
+            Action::Copy(listed) if cancel.is_cancelled() => {
+                let reason = cancel.reason().unwrap_or_default();
+                (listed.key, Some(Copied::Failed(reason)), None)
+            }
             Action::Copy(listed) => {
                 let copied = copy::copy_object(&gateway, store, &set, &bucket, &listed);
                 (listed.key, Some(copied), None)
@@ -186,7 +205,8 @@ pub fn run_gateway(settings: &Settings, dest: &dyn Destination) -> Result<Manife
         .into());
     }
 
-    let mut compressed = start_artifact(&mut pending, SNAPSHOT_ARTIFACT, settings)?;
+    run.check_cancelled()?;
+    let mut compressed = run.start_artifact(SNAPSHOT_ARTIFACT)?;
     serde_json::to_writer(&mut compressed, &snapshot)
         .map_err(|e| GatewayJobError::WriteSnapshot(e.into()))?;
     let artifact = compressed
@@ -202,24 +222,20 @@ pub fn run_gateway(settings: &Settings, dest: &dyn Destination) -> Result<Manife
         "signature": gateway.signature().as_str(),
         "buckets": settings.gateway.buckets,
     });
-    let manifest = complete_set(
-        pending,
-        &set,
-        started_at,
-        source,
-        vec![artifact],
-        warnings,
-        &stats,
-    )?;
     tracing::info!(
         objects = stats.objects,
         copied = stats.copied,
         copied_bytes = stats.copied_bytes,
         unchanged = stats.unchanged,
         vanished = stats.vanished,
-        "Gateway backup complete."
+        "Gateway snapshot written."
     );
-    Ok(manifest)
+    Ok(Backup {
+        source,
+        artifacts: vec![artifact],
+        warnings,
+        stats: serde_json::to_value(&stats).expect("stats serialize"),
+    })
 }
 
 /// The newest complete gateway snapshot, if one can be read (else every object is copied).

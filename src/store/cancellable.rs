@@ -1,0 +1,220 @@
+//! A [`Destination`] wrapper that makes every write of a run fail once the run is cancelled
+//! (deadline passed, daemon shutting down): the job's pipeline then unwinds, its uploads are
+//! aborted and its set is discarded, as for any other write error.
+
+use super::{
+    ArtifactSink, Destination, JobKind, ObjectSink, ObjectStore, PendingSet, SetRef, StoreError,
+    StoredObject,
+};
+use crate::util::cancel::{Cancel, CancellableReader};
+use std::io::{self, Read, Write};
+
+/// `inner`, with every write and read checking `cancel` first.
+pub struct Cancellable<'a> {
+    inner: &'a dyn Destination,
+    cancel: Cancel,
+}
+
+impl<'a> Cancellable<'a> {
+    pub fn new(inner: &'a dyn Destination, cancel: Cancel) -> Self {
+        Self { inner, cancel }
+    }
+
+    fn cancelled(&self) -> Result<(), StoreError> {
+        self.cancel.check().map_err(|source| StoreError::Io {
+            action: "continue writing",
+            path: self.inner.describe().into(),
+            source,
+        })
+    }
+}
+
+impl Destination for Cancellable<'_> {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+
+    fn sweep_incomplete(&self) -> Result<Vec<String>, StoreError> {
+        self.inner.sweep_incomplete()
+    }
+
+    fn begin_set(&self, set: &SetRef) -> Result<Box<dyn PendingSet>, StoreError> {
+        self.cancelled()?;
+        Ok(Box::new(CancellablePending {
+            inner: self.inner.begin_set(set)?,
+            cancel: self.cancel.clone(),
+        }))
+    }
+
+    fn list_sets(&self, job: Option<JobKind>) -> Result<Vec<SetRef>, StoreError> {
+        self.inner.list_sets(job)
+    }
+
+    fn read_manifest(&self, set: &SetRef) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.read_manifest(set)
+    }
+
+    fn open_artifact(&self, set: &SetRef, name: &str) -> Result<Box<dyn Read + Send>, StoreError> {
+        let reader = self.inner.open_artifact(set, name)?;
+        Ok(Box::new(CancellableReader::new(
+            reader,
+            self.cancel.clone(),
+        )))
+    }
+
+    fn delete_set(&self, set: &SetRef) -> Result<(), StoreError> {
+        self.inner.delete_set(set)
+    }
+
+    fn objects(&self) -> Option<&dyn ObjectStore> {
+        self.inner.objects().map(|_| self as &dyn ObjectStore)
+    }
+}
+
+impl ObjectStore for Cancellable<'_> {
+    fn object_size(&self, sha256: &str) -> Result<Option<u64>, StoreError> {
+        self.cancelled()?;
+        self.store().object_size(sha256)
+    }
+
+    fn stage_object(
+        &self,
+        set: &SetRef,
+        size_hint: u64,
+    ) -> Result<Box<dyn ObjectSink>, StoreError> {
+        self.cancelled()?;
+        Ok(Box::new(CancellableObject {
+            inner: self.store().stage_object(set, size_hint)?,
+            cancel: self.cancel.clone(),
+        }))
+    }
+
+    fn open_object(&self, sha256: &str) -> Result<Box<dyn Read + Send>, StoreError> {
+        let reader = self.store().open_object(sha256)?;
+        Ok(Box::new(CancellableReader::new(
+            reader,
+            self.cancel.clone(),
+        )))
+    }
+}
+
+impl Cancellable<'_> {
+    fn store(&self) -> &dyn ObjectStore {
+        self.inner
+            .objects()
+            .expect("objects() is Some only when the inner destination has a store")
+    }
+}
+
+struct CancellablePending {
+    inner: Box<dyn PendingSet>,
+    cancel: Cancel,
+}
+
+impl PendingSet for CancellablePending {
+    fn create_artifact(&mut self, name: &str) -> Result<Box<dyn ArtifactSink>, StoreError> {
+        Ok(Box::new(CancellableSink {
+            inner: self.inner.create_artifact(name)?,
+            cancel: self.cancel.clone(),
+        }))
+    }
+
+    fn complete(self: Box<Self>, manifest: &[u8]) -> Result<(), StoreError> {
+        if let Err(source) = self.cancel.check() {
+            return Err(StoreError::Io {
+                action: "complete",
+                path: "the backup set".into(),
+                source,
+            });
+        }
+        self.inner.complete(manifest)
+    }
+}
+
+struct CancellableSink {
+    inner: Box<dyn ArtifactSink>,
+    cancel: Cancel,
+}
+
+impl Write for CancellableSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.cancel.check()?;
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.cancel.check()?;
+        self.inner.flush()
+    }
+}
+
+impl ArtifactSink for CancellableSink {
+    fn finish(self: Box<Self>) -> Result<u64, StoreError> {
+        if let Err(source) = self.cancel.check() {
+            return Err(StoreError::Io {
+                action: "finish",
+                path: "an artifact".into(),
+                source,
+            });
+        }
+        self.inner.finish()
+    }
+}
+
+struct CancellableObject {
+    inner: Box<dyn ObjectSink>,
+    cancel: Cancel,
+}
+
+impl Write for CancellableObject {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.cancel.check()?;
+        self.inner.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.cancel.check()?;
+        self.inner.flush()
+    }
+}
+
+impl ObjectSink for CancellableObject {
+    fn commit(self: Box<Self>) -> Result<StoredObject, StoreError> {
+        if let Err(source) = self.cancel.check() {
+            return Err(StoreError::Io {
+                action: "commit",
+                path: "a gateway object".into(),
+                source,
+            });
+        }
+        self.inner.commit()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{LocalDestination, RunId};
+
+    #[test]
+    fn a_cancelled_run_cannot_write_or_complete_and_leaves_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let local = LocalDestination::new(tmp.path());
+        let cancel = Cancel::new();
+        let dest = Cancellable::new(&local, cancel.clone());
+        let set = SetRef {
+            job: JobKind::Volume,
+            run_id: RunId::new(chrono::Utc::now()),
+        };
+        let mut pending = dest.begin_set(&set).unwrap();
+        let mut sink = pending.create_artifact("a.bin").unwrap();
+        sink.write_all(b"before").unwrap();
+        cancel.cancel("the deadline of 1s (deadline.volume) passed");
+        let e = sink.write_all(b"after").unwrap_err();
+        assert!(e.to_string().contains("deadline of 1s"), "{e}");
+        drop(sink);
+        assert!(pending.complete(b"{}").is_err());
+        assert!(local.list_sets(None).unwrap().is_empty());
+        assert!(dest.begin_set(&set).is_err());
+    }
+}
