@@ -22,6 +22,8 @@ pub struct Metrics {
     /// Per-job gauges below are exported only by the job's owner (see [`Metrics::disown`]).
     pub last_success: IntGaugeVec,
     pub last_run: IntGaugeVec,
+    /// `deis_backup_last_run_partial{backup_job}`: 1 when the newest set is partial.
+    pub last_run_partial: IntGaugeVec,
     pub running: IntGaugeVec,
     pub run_started: IntGaugeVec,
     /// `deis_backup_run_deadline_seconds{backup_job}`: the deadline of the job's runs.
@@ -81,6 +83,11 @@ impl Metrics {
             last_run: gauge(
                 "deis_backup_last_run_timestamp_seconds",
                 "When a run of the job last ended (Unix time); exported by the job's owner.",
+                job,
+            )?,
+            last_run_partial: gauge(
+                "deis_backup_last_run_partial",
+                "1 when the job's newest set is partial (kept, but e.g. a file could not be read).",
                 job,
             )?,
             running: gauge(
@@ -153,6 +160,7 @@ impl Metrics {
             Box::new(m.runs.clone()),
             Box::new(m.last_success.clone()),
             Box::new(m.last_run.clone()),
+            Box::new(m.last_run_partial.clone()),
             Box::new(m.running.clone()),
             Box::new(m.run_started.clone()),
             Box::new(m.run_deadline.clone()),
@@ -216,6 +224,7 @@ impl Metrics {
         for gauge in [
             &self.last_success,
             &self.last_run,
+            &self.last_run_partial,
             &self.running,
             &self.run_started,
             &self.run_deadline,

@@ -32,7 +32,7 @@ fn promtool(args: &[&str], stdin: Option<&str>) -> (bool, String) {
 #[test]
 fn alert_rules_are_valid_and_their_unit_tests_pass() {
     let (ok, out) = promtool(&["check", "rules", RULES], None);
-    assert!(ok && out.contains("3 rules found"), "{out}");
+    assert!(ok && out.contains("6 rules found"), "{out}");
     let (ok, out) = promtool(&["test", "rules", RULE_TESTS], None);
     assert!(ok && out.contains("SUCCESS"), "{out}");
 }
@@ -55,7 +55,14 @@ fn the_metrics_page_passes_promtool_and_has_every_contract_metric() {
     m.gateway_objects
         .with_label_values(&["db_wal", "copied"])
         .inc();
-    m.retention_deleted.with_label_values(&["volume"]).inc();
+    m.retention_deleted
+        .with_label_values(&["volume", "set"])
+        .inc();
+    m.run_deadline.with_label_values(&["volume"]).set(7200);
+    m.run_started.with_label_values(&["volume"]).set(1);
+    m.last_run_partial.with_label_values(&["volume"]).set(0);
+    m.files_unreadable.inc_by(0);
+    m.own("volume");
     let page = m.render();
     for name in [
         "deis_backup_runs_total",
@@ -72,12 +79,20 @@ fn the_metrics_page_passes_promtool_and_has_every_contract_metric() {
         "deis_backup_job_owner",
         "deis_backup_config_reloads_total",
         "deis_backup_retention_deleted_total",
+        "deis_backup_run_deadline_seconds",
+        "deis_backup_run_started_timestamp_seconds",
+        "deis_backup_last_run_partial",
+        "deis_backup_files_unreadable_total",
     ] {
         assert!(
             page.contains(&format!("# TYPE {name} ")),
             "{name} missing:\n{page}"
         );
     }
+    assert!(
+        !page.contains("{job=") && page.contains("backup_job=\"volume\""),
+        "the job label is backup_job, never job:\n{page}"
+    );
     let (ok, out) = promtool(&["check", "metrics"], Some(&page));
     assert!(ok, "promtool check metrics:\n{out}\n{page}");
 }

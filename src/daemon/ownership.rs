@@ -61,6 +61,13 @@ fn seed(settings: &Settings, jobs: &[JobKind]) {
         m.artifact_bytes
             .with_label_values(&label)
             .set(newest.stored_bytes() as i64);
+        let partial = newest
+            .warnings
+            .iter()
+            .any(|w| w.kind == crate::store::WarningKind::Unreadable);
+        m.last_run_partial
+            .with_label_values(&label)
+            .set(i64::from(partial));
         tracing::debug!(backup_job = %kind, set = %newest.run_id, "Seeded the job's metrics from its newest set.");
     }
 }

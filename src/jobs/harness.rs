@@ -116,6 +116,9 @@ pub fn run_job(
         m.last_success
             .with_label_values(&label)
             .set(manifest.finished_at.timestamp());
+        m.last_run_partial
+            .with_label_values(&label)
+            .set(i64::from(outcome.result == RunResult::Partial));
         count_warnings(manifest);
     }
     log_outcome(&outcome);
@@ -231,9 +234,10 @@ fn finish(
     result: Result<Manifest, JobError>,
     cancel: &Cancel,
 ) -> RunOutcome {
-    let finished_at = Utc::now();
     match result {
         Ok(manifest) => {
+            // the run ends when its manifest is written: last_run == last_success then
+            let finished_at = manifest.finished_at;
             let partial = manifest
                 .warnings
                 .iter()
@@ -254,6 +258,7 @@ fn finish(
             }
         }
         Err(e) => {
+            let finished_at = Utc::now();
             let chain = error_chain(&e);
             let error = match cancel.reason() {
                 Some(reason) if !chain.contains(&reason) => format!("{reason}; {chain}"),
