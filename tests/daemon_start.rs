@@ -8,7 +8,7 @@ mod support;
 
 use etcd_support::{complete_sets, Daemon};
 use std::path::Path;
-use support::{file_url, write};
+use support::{file_url, sample, scrape, write};
 
 /// A loopback port on which nothing listens: bound, then released.
 fn free_port() -> u16 {
@@ -18,26 +18,6 @@ fn free_port() -> u16 {
 
 fn dead_endpoint() -> String {
     format!("http://127.0.0.1:{}", free_port())
-}
-
-/// `GET /metrics` from the daemon, as Prometheus would scrape it.
-fn scrape(port: u16) -> String {
-    use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return String::new();
-    };
-    let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
-    let mut page = String::new();
-    let _ = stream.read_to_string(&mut page);
-    page
-}
-
-/// The value of one sample line (`name{labels} value`) of a metrics page.
-fn sample(page: &str, series: &str) -> Option<f64> {
-    page.lines()
-        .find(|l| l.starts_with(series))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
 }
 
 fn config(dir: &Path, destination_url: &str, metrics_port: u16) -> std::path::PathBuf {

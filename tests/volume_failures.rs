@@ -296,6 +296,7 @@ fn plant_volume_set(dest: &Path, tar: &[u8]) {
         "store.tar.zst",
         pending.create_artifact("store.tar.zst").unwrap(),
         3,
+        deis_backup::util::Cancel::new(),
     )
     .unwrap();
     artifact.write_all(tar).unwrap();

@@ -2,6 +2,7 @@
 
 use crate::io_util::{CountingWriter, HashingWriter};
 use crate::store::{Artifact, ArtifactSink, StoreError};
+use crate::util::Cancel;
 use std::io::{self, Write};
 
 /// Bytes each zstd worker compresses at a time. zstd's default at level 3 (8 MiB) costs about
@@ -10,17 +11,24 @@ use std::io::{self, Write};
 /// memory but costs ~10% more CPU in job overhead.
 const MT_JOB_SIZE: u32 = 3 << 20;
 
-/// An artifact being written compressed. Dropping it unfinished discards it.
+/// An artifact being written compressed. Dropping it unfinished discards it. Once its run is
+/// cancelled, writes fail before they reach the compressor (which may sit on seconds of work).
 pub struct CompressedArtifact {
     name: String,
     level: i32,
+    cancel: Cancel,
     writer:
         CountingWriter<zstd::stream::write::Encoder<'static, HashingWriter<Box<dyn ArtifactSink>>>>,
 }
 
 impl CompressedArtifact {
     /// Compresses at `level` with one zstd worker per core (the calling thread feeds them).
-    pub fn new(name: &str, sink: Box<dyn ArtifactSink>, level: i32) -> io::Result<Self> {
+    pub fn new(
+        name: &str,
+        sink: Box<dyn ArtifactSink>,
+        level: i32,
+        cancel: Cancel,
+    ) -> io::Result<Self> {
         let workers = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
         let mut encoder = zstd::stream::write::Encoder::new(HashingWriter::new(sink), level)?;
         encoder.include_checksum(true)?;
@@ -31,12 +39,14 @@ impl CompressedArtifact {
         Ok(Self {
             name: name.into(),
             level,
+            cancel,
             writer: CountingWriter::new(encoder),
         })
     }
 
     /// Flushes the compressor, makes the artifact durable and describes it for the manifest.
     pub fn finish(self, content: &str) -> Result<Artifact, FinishError> {
+        self.cancel.check().map_err(FinishError::Compress)?;
         let uncompressed_size = self.writer.bytes();
         let hashing = self
             .writer
@@ -59,6 +69,7 @@ impl CompressedArtifact {
 
 impl Write for CompressedArtifact {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.cancel.check()?;
         self.writer.write(buf)
     }
 

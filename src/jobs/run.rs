@@ -63,7 +63,8 @@ impl<'a> Run<'a> {
         self.begin()?;
         let pending = self.pending.as_mut().expect("begun above");
         let sink = pending.create_artifact(name)?;
-        CompressedArtifact::new(name, sink, self.settings.compression.level).map_err(|source| {
+        let level = self.settings.compression.level;
+        CompressedArtifact::new(name, sink, level, self.cancel.clone()).map_err(|source| {
             JobError::Compressor {
                 artifact: name,
                 source,

@@ -166,3 +166,23 @@ pub fn s3_client(access_key_var: &str, secret_key_var: &str) -> aws_sdk_s3::Clie
         .build();
     aws_sdk_s3::Client::from_conf(config)
 }
+
+/// `GET /metrics` from the daemon, as Prometheus would scrape it.
+pub fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return String::new();
+    };
+    let _ = stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    let mut page = String::new();
+    let _ = stream.read_to_string(&mut page);
+    page
+}
+
+/// The value of one sample line (`name{labels} value`) of a metrics page.
+pub fn sample(page: &str, series: &str) -> Option<f64> {
+    page.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
