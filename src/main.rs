@@ -176,6 +176,13 @@ deis-backup restore latest --only etcd --etcd-target http://10.0.0.2:4001 --dry-
         #[arg(long, value_name = "JOB")]
         job: Option<JobKind>,
     },
+    /// Each job's last run (result, set, time, host, error), as its owner wrote it to etcd.
+    #[command(after_help = "Example:\n  deis-backup status --etcd http://127.0.0.1:4001 --json")]
+    Status {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Show or check the effective configuration (secrets shown as ***).
     #[command(after_help = "Example:\n  deis-backup config show --config /etc/deis-backup.toml")]
     Config {
@@ -235,6 +242,7 @@ fn main() -> ExitCode {
             commands::backup(&options, &job.jobs(), create_bucket)
         }
         Command::List { job, json } => commands::list(&options, job, json),
+        Command::Status { json } => commands::status(&options, json),
         Command::Verify {
             set,
             job,

@@ -9,6 +9,7 @@ mod restore;
 mod restore_etcd;
 mod restore_gateway;
 mod run;
+mod status;
 mod verify;
 
 pub use backup::backup;
@@ -17,6 +18,7 @@ pub use list::list;
 pub use prune::prune;
 pub use restore::{restore, RestoreArgs};
 pub use run::run;
+pub use status::status;
 pub use verify::verify;
 
 use crate::config::{self, LoadOptions, Settings};

@@ -30,6 +30,11 @@ pub enum DaemonError {
     Signals(#[source] std::io::Error),
 }
 
+/// After the shutdown grace, how long cancelled runs get to unwind (abort their uploads)
+/// before the daemon exits anyway; what they leave is swept at the next start. The fleet
+/// unit's `TimeoutStopSec` is at least `daemon.shutdown-grace` + this + a margin.
+pub const UNWIND: Duration = Duration::from_secs(30);
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(options: LoadOptions) -> Result<(), DaemonError> {
     crate::runtime::block_on(run_async(options))
@@ -130,8 +135,7 @@ async fn run_async(base: LoadOptions) -> Result<(), DaemonError> {
         let reason = format!("the daemon is stopping ({signal}) and its shutdown grace of {grace} (daemon.shutdown-grace) passed");
         tracing::warn!(jobs = ?scheduler.busy(), "Cancelling the runs still in progress: {reason}.");
         scheduler.cancel_runs(&reason);
-        let unwind = rx.borrow().timeouts.request.get() + Duration::from_secs(5);
-        if !drain(&scheduler, unwind).await {
+        if !drain(&scheduler, UNWIND).await {
             tracing::error!(jobs = ?scheduler.busy(), "Runs did not unwind in time; exiting anyway. Their incomplete sets are swept at the next start.");
         }
     }
