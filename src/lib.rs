@@ -17,4 +17,3 @@ pub mod restore;
 pub mod runtime;
 pub mod store;
 pub mod util;
-pub mod verify;

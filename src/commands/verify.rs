@@ -2,8 +2,8 @@
 
 use super::{human_bytes, load_settings, open_destination, EXIT_FAILURE};
 use crate::config::LoadOptions;
+use crate::jobs::verify::verify_set_with;
 use crate::store::{find_set, list_complete, JobKind, SetSelector};
-use crate::verify::verify_set_with;
 use anyhow::anyhow;
 use std::process::ExitCode;
 

@@ -10,6 +10,7 @@ pub mod harness;
 pub mod prune;
 mod run;
 pub mod status;
+pub mod verify;
 pub mod volume;
 mod volume_job;
 
@@ -18,7 +19,8 @@ pub use harness::{run_job, RunOutcome, RunResult};
 pub use run::{Backup, Run};
 
 use crate::config::{ConfigDuration, Settings};
-use crate::store::{JobKind, StoreError};
+use crate::store::{Destination, JobKind, Manifest, StoreError};
+use verify::{ArtifactCheck, VerifyError};
 
 /// The artifact of the `volume` job.
 pub const VOLUME_ARTIFACT: &str = "store.tar.zst";
@@ -46,6 +48,17 @@ pub trait Job: Send + Sync {
     /// (or objects through `run.dest.objects()`); returns what the manifest records. The
     /// harness writes the manifest, last, only when this returns `Ok`.
     fn backup(&self, run: &mut Run<'_>) -> Result<Backup, JobError>;
+
+    /// What `verify` checks of a complete set beyond its artifacts' size, sha256 and decoding
+    /// (which every job gets): e.g. the objects a gateway snapshot references.
+    fn verify_extra(
+        &self,
+        _dest: &dyn Destination,
+        _manifest: &Manifest,
+        _read_data: bool,
+    ) -> Result<Vec<ArtifactCheck>, VerifyError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Every job this build knows, in the order `backup all` runs them.

@@ -8,6 +8,7 @@
 
 mod copy;
 pub mod snapshot;
+mod verify;
 
 pub use snapshot::{
     read_snapshot, BucketSnapshot, ObjectRecord, Snapshot, SnapshotError, SNAPSHOT_ARTIFACT,
@@ -82,6 +83,17 @@ impl Job for GatewayJob {
 
     fn backup(&self, run: &mut Run<'_>) -> Result<Backup, JobError> {
         run_gateway(run)
+    }
+
+    fn verify_extra(
+        &self,
+        dest: &dyn Destination,
+        manifest: &Manifest,
+        read_data: bool,
+    ) -> Result<Vec<crate::jobs::verify::ArtifactCheck>, crate::jobs::verify::VerifyError> {
+        Ok(vec![verify::verify_gateway_objects(
+            dest, manifest, read_data,
+        )?])
     }
 }
 
