@@ -70,8 +70,11 @@ fn as_nobody(bin: &Path) -> Command {
     cmd
 }
 
+/// Kind, mode and content of each path.
+type Tree = BTreeMap<String, (String, u32, Vec<u8>)>;
+
 /// Kind, mode and content of every path, and which paths share an inode.
-fn snapshot(root: &Path) -> (BTreeMap<String, (String, u32, Vec<u8>)>, Vec<Vec<String>>) {
+fn snapshot(root: &Path) -> (Tree, Vec<Vec<String>>) {
     let (mut out, mut inodes) = (BTreeMap::new(), BTreeMap::<_, Vec<String>>::new());
     let mut stack = vec![root.to_path_buf()];
     while let Some(path) = stack.pop() {
