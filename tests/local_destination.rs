@@ -57,26 +57,36 @@ fn complete_a_set(dest: &dyn Destination) -> SetRef {
 #[test]
 fn a_sweep_in_a_loop_never_removes_a_set_that_completes_beside_it() {
     const SETS: usize = 1000;
+    const SWEEPERS: usize = 3;
     let tmp = tempfile::tempdir().unwrap();
     let dest = Arc::new(LocalDestination::new(tmp.path().join("dest")));
     let done = Arc::new(AtomicBool::new(false));
-    let sweeper = {
-        let (dest, done) = (dest.clone(), done.clone());
-        std::thread::spawn(move || {
-            let (mut sweeps, mut removed) = (0u64, Vec::new());
-            while !done.load(Ordering::SeqCst) {
-                removed.extend(dest.sweep_incomplete().unwrap());
-                sweeps += 1;
-            }
-            (sweeps, removed)
+    // several sweepers, as several processes sweeping at start would be
+    let sweepers: Vec<_> = (0..SWEEPERS)
+        .map(|_| {
+            let (dest, done) = (dest.clone(), done.clone());
+            std::thread::spawn(move || {
+                let (mut sweeps, mut removed) = (0u64, Vec::new());
+                while !done.load(Ordering::SeqCst) {
+                    removed.extend(dest.sweep_incomplete().unwrap());
+                    sweeps += 1;
+                }
+                (sweeps, removed)
+            })
         })
-    };
+        .collect();
     let completed: BTreeSet<String> = (0..SETS)
         .map(|_| complete_a_set(dest.as_ref()).to_string())
         .collect();
     done.store(true, Ordering::SeqCst);
-    let (sweeps, removed) = sweeper.join().unwrap();
+    let (mut sweeps, mut removed) = (0, Vec::new());
+    for sweeper in sweepers {
+        let (n, gone) = sweeper.join().unwrap();
+        sweeps += n;
+        removed.extend(gone);
+    }
 
+    eprintln!("{sweeps} sweeps ({SWEEPERS} threads) beside {SETS} completing sets");
     assert!(sweeps >= 10, "the sweep ran only {sweeps} times");
     assert_eq!(removed, Vec::<String>::new(), "the sweep removed live sets");
     let listed: BTreeSet<String> = list_complete(dest.as_ref(), None)
