@@ -1,4 +1,4 @@
-//! A volume with files the backup cannot read: each is named in the manifest's warnings with
+//! A volume with files (and a folder) the backup cannot read: each is named in the manifest's warnings with
 //! kind `unreadable`, a hard link to one is never left dangling, and everything else round-trips.
 //!
 //! The tests run as root, for which a mode of 0000 denies nothing, so the backup runs as the
@@ -115,6 +115,11 @@ fn unreadable_files_are_named_and_everything_else_round_trips() {
     chmod(&source.join("secret.key"), 0o000);
     // a hard link to the unreadable file: its first path fails, so must every later one
     fs::hard_link(source.join("secret.key"), source.join("sub/secret-link")).unwrap();
+    write(
+        &source.join("locked/inner.txt"),
+        b"in a folder nobody may list",
+    );
+    chmod(&source.join("locked"), 0o700);
     write(&source.join("sysfs-speed"), b"");
     chmod(&source.join("sysfs-speed"), 0o644);
     for dir in [&source, &source.join("sub")] {
@@ -159,7 +164,7 @@ fn unreadable_files_are_named_and_everything_else_round_trips() {
     let names: Vec<&str> = warnings.keys().map(String::as_str).collect();
     assert_eq!(
         names,
-        ["secret.key", "sub/secret-link", "sysfs-speed"],
+        ["locked", "secret.key", "sub/secret-link", "sysfs-speed"],
         "{warnings:?}"
     );
     assert!(warnings.values().all(|(kind, _)| kind == "unreadable"));
@@ -167,6 +172,11 @@ fn unreadable_files_are_named_and_everything_else_round_trips() {
         let detail = &warnings[path].1;
         assert!(detail.contains("Permission denied"), "{path}: {detail}");
     }
+    let detail = &warnings["locked"].1;
+    assert!(
+        detail.contains("cannot be listed") && detail.contains("Permission denied"),
+        "{detail}"
+    );
     let detail = &warnings["sysfs-speed"].1;
     assert!(
         detail.contains("os error 22") && detail.contains("content incomplete"),
@@ -188,6 +198,7 @@ fn unreadable_files_are_named_and_everything_else_round_trips() {
     let (got, got_links) = snapshot(&target);
     want.remove("secret.key");
     want.remove("sub/secret-link");
+    want.remove("locked/inner.txt");
     // stored with its length at open (4096, as sysfs claims), every byte unread: zeros
     let speed = want.get_mut("sysfs-speed").unwrap();
     speed.2 = vec![0; 4096];

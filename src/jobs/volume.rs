@@ -140,15 +140,31 @@ impl<W: Write> Archiver<W> {
 
     /// Children of a folder, sorted so that popping from the end visits them in name order.
     fn children(&mut self, abs: &Path, rel: &Path) -> Vec<PathBuf> {
-        let mut names: Vec<_> = match fs::read_dir(abs) {
-            Ok(entries) => entries
-                .filter_map(|e| e.ok().map(|e| e.file_name()))
-                .collect(),
-            Err(e) => {
+        let entries = match fs::read_dir(abs) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 self.warn_io(rel, &e);
                 return Vec::new();
             }
+            Err(e) => {
+                let detail = format!("folder cannot be listed: {e}; its contents are not archived");
+                self.warn(rel, WarningKind::Unreadable, detail);
+                return Vec::new();
+            }
         };
+        let mut names = Vec::new();
+        for entry in entries {
+            match entry {
+                Ok(entry) => names.push(entry.file_name()),
+                Err(e) => {
+                    let detail = format!(
+                        "listing failed midway: {e}; some of its contents are not archived"
+                    );
+                    self.warn(rel, WarningKind::Unreadable, detail);
+                    break;
+                }
+            }
+        }
         names.sort_unstable_by(|a, b| b.cmp(a));
         names.into_iter().map(|n| rel.join(n)).collect()
     }
