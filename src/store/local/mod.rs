@@ -24,8 +24,9 @@ const PARTIAL_SUFFIX: &str = ".partial";
 const IN_PROGRESS_SUFFIX: &str = ".in-progress";
 /// `.<run-id>.in-progress.<instance>-<n>.tmp`: a lock file being made, before it is linked.
 const LOCK_TEMP_SUFFIX: &str = ".tmp";
-/// A lock file still under its temporary name after this long was left by a crash.
-const LOCK_TEMP_STALE: Duration = Duration::from_secs(3600);
+/// A lock file without its set folder, or still under its temporary name, after this long
+/// was left by a crash; younger ones are not even opened (a writer may be taking the lock).
+const LOCK_STALE: Duration = Duration::from_secs(3600);
 
 /// Backup sets in a directory of this host.
 pub struct LocalDestination {
@@ -94,18 +95,31 @@ impl LocalDestination {
             destination: self.describe(),
             reason: format!("cannot create {}: {e}", path.display()),
         };
+        let taken = |e: io::Error, path: &Path| match e.kind() {
+            io::ErrorKind::AlreadyExists => StoreError::SetExists(set.clone()),
+            _ => not_writable(path, &e),
+        };
         let lock = private::create_new_file(&temp).map_err(|e| not_writable(&temp, &e))?;
         let linked = lock
             .try_lock()
             .map_err(|e| not_writable(&temp, &e))
-            .and_then(|()| {
-                fs::hard_link(&temp, &lock_path).map_err(|e| match e.kind() {
-                    io::ErrorKind::AlreadyExists => StoreError::SetExists(set.clone()),
-                    _ => not_writable(&lock_path, &e),
-                })
+            .and_then(|()| match fs::hard_link(&temp, &lock_path) {
+                Ok(()) => Ok(Some(lock)),
+                Err(e) if hard_links_unsupported(&e) => Ok(None),
+                Err(e) => Err(taken(e, &lock_path)),
             });
         let _ = fs::remove_file(&temp);
-        linked.map(|()| (lock, lock_path))
+        if let Some(lock) = linked? {
+            return Ok((lock, lock_path));
+        }
+        // a file system without hard links: create, then lock (sweeps leave young lock files
+        // without a set folder alone, so none holds or removes this one meanwhile)
+        let lock = private::create_new_file(&lock_path).map_err(|e| taken(e, &lock_path))?;
+        if let Err(e) = lock.try_lock() {
+            let _ = fs::remove_file(&lock_path);
+            return Err(not_writable(&lock_path, &e));
+        }
+        Ok((lock, lock_path))
     }
 }
 
@@ -328,15 +342,18 @@ fn remove_partial_files(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Removes in-progress lock files that no live process holds and whose set is gone, and
-/// lock files a crash left under their temporary name.
+/// Removes in-progress lock files older than [`LOCK_STALE`] that no live process holds and
+/// whose set is gone, and lock files a crash left under their temporary name.
 fn remove_stale_locks(job_dir: &Path) -> Result<(), StoreError> {
     let Ok(entries) = fs::read_dir(job_dir) else {
         return Ok(());
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if is_stale_lock_temp(&name, &entry) {
+        if !name.starts_with('.') || !is_old(&entry) {
+            continue;
+        }
+        if is_lock_temp(&name) {
             let _ = fs::remove_file(entry.path());
             continue;
         }
@@ -354,17 +371,26 @@ fn remove_stale_locks(job_dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// A `.<run-id>.in-progress.<instance>-<n>.tmp` left for [`LOCK_TEMP_STALE`]: a writer links
-/// and removes its temporary lock file at once, so an old one belongs to a crashed writer
-/// (young ones are not even opened, so a sweep never holds a lock a writer is taking).
-fn is_stale_lock_temp(name: &str, entry: &fs::DirEntry) -> bool {
-    name.starts_with('.')
-        && name.ends_with(LOCK_TEMP_SUFFIX)
-        && name.contains(&format!("{IN_PROGRESS_SUFFIX}."))
-        && entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > LOCK_TEMP_STALE))
+/// The errors of `link(2)` on a file system that has no hard links (vfat, some FUSE mounts).
+fn hard_links_unsupported(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EPERM | libc::EOPNOTSUPP | libc::ENOSYS)
+    )
+}
+
+/// `.<run-id>.in-progress.<instance>-<n>.tmp`: a writer links and removes its temporary lock
+/// file at once, so an old one belongs to a crashed writer.
+fn is_lock_temp(name: &str) -> bool {
+    name.ends_with(LOCK_TEMP_SUFFIX) && name.contains(&format!("{IN_PROGRESS_SUFFIX}."))
+}
+
+/// Last modified more than [`LOCK_STALE`] ago.
+fn is_old(entry: &fs::DirEntry) -> bool {
+    entry
+        .metadata()
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > LOCK_STALE))
 }
 
 #[cfg(test)]

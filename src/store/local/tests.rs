@@ -89,6 +89,14 @@ fn lock_files_are_born_locked_and_crashed_temporaries_are_swept_once_old() {
     assert!(dest.is_being_written(&s));
     drop(pending);
     assert!(!dest.lock_path(&s).exists());
+    // lock files without a set folder: removed once old and free, young ones left alone
+    let (young, aged) = (set(JobKind::Volume), set(JobKind::Volume));
+    fs::write(dest.lock_path(&young), b"").unwrap();
+    fs::write(dest.lock_path(&aged), b"").unwrap();
+    filetime::set_file_mtime(dest.lock_path(&aged), old).unwrap();
+    assert!(dest.sweep_incomplete().unwrap().is_empty());
+    assert!(dest.lock_path(&young).exists());
+    assert!(!dest.lock_path(&aged).exists());
 }
 
 #[test]
