@@ -327,10 +327,13 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 
 /// Removes `*.partial` leftovers inside a complete set (an interrupted manifest rewrite).
 fn remove_partial_files(dir: &Path) -> Result<(), StoreError> {
-    for entry in fs::read_dir(dir)
-        .map_err(StoreError::io("list", dir))?
-        .flatten()
-    {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        // deleted meanwhile (by a prune)
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::io("list", dir)(e)),
+    };
+    for entry in entries.flatten() {
         if entry
             .file_name()
             .to_string_lossy()
