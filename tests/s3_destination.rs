@@ -336,11 +336,16 @@ fn sweep_removes_what_a_dead_writer_left_and_spares_a_live_one() {
     open.write_all(&random_bytes(3, 9 << 20)).unwrap();
     std::mem::forget(open);
     std::mem::forget(pending);
-    // ...whose marker names a process of this host that is gone
+    // ...whose marker names a process of this host (boot and pid namespace) that is gone
     let marker_key = format!("{prefix}/volume/.{}.in-progress", dead.run_id);
+    let me = deis_backup::util::ProcessIdentity::current();
     let marker = serde_json::json!({
-        "host": deis_backup::util::host_name(),
+        "host": me.host,
         "pid": dead_pid(),
+        "boot_id": me.boot_id,
+        "start_ticks": 1,
+        "instance": "gone",
+        "pid_namespace": fs::read_link("/proc/self/ns/pid").unwrap(),
         "started_at": chrono::Utc::now(),
     });
     block_on(

@@ -4,7 +4,11 @@
 //! Each regular file is stored with the length it had when opened: a file that grows is cut
 //! there, one that shrinks is padded with zeros, and either is recorded as a [`Warning`].
 //! Numeric owners, modes, mtimes, symlinks, hard links and empty folders are kept; sockets,
-//! FIFOs and device nodes are skipped with a warning.
+//! FIFOs and device nodes are skipped with a warning. A file that cannot be opened (EACCES,
+//! EIO) is left out with an [`WarningKind::Unreadable`] warning naming it and the OS error; one
+//! whose read fails midway keeps its entry, padded with zeros, and a warning that its content
+//! is incomplete. A hard link is only ever written to an entry that is in the archive: when
+//! the first path of an inode could not be stored, the next one is tried as a regular file.
 
 use crate::store::{Warning, WarningKind};
 use serde::Serialize;
@@ -88,8 +92,9 @@ pub fn write_volume_tar<W: Write>(root: &Path, out: W) -> Result<(W, VolumeOutco
 struct Archiver<W: Write> {
     builder: tar::Builder<W>,
     outcome: VolumeOutcome,
-    /// First archived path of each (device, inode) with more than one link.
-    links: HashMap<(u64, u64), PathBuf>,
+    /// First archived path of each (device, inode) with more than one link, and whether its
+    /// content was read without error.
+    links: HashMap<(u64, u64), (PathBuf, bool)>,
     buffer: Vec<u8>,
 }
 
@@ -135,15 +140,31 @@ impl<W: Write> Archiver<W> {
 
     /// Children of a folder, sorted so that popping from the end visits them in name order.
     fn children(&mut self, abs: &Path, rel: &Path) -> Vec<PathBuf> {
-        let mut names: Vec<_> = match fs::read_dir(abs) {
-            Ok(entries) => entries
-                .filter_map(|e| e.ok().map(|e| e.file_name()))
-                .collect(),
-            Err(e) => {
+        let entries = match fs::read_dir(abs) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 self.warn_io(rel, &e);
                 return Vec::new();
             }
+            Err(e) => {
+                let detail = format!("folder cannot be listed: {e}; its contents are not archived");
+                self.warn(rel, WarningKind::Unreadable, detail);
+                return Vec::new();
+            }
         };
+        let mut names = Vec::new();
+        for entry in entries {
+            match entry {
+                Ok(entry) => names.push(entry.file_name()),
+                Err(e) => {
+                    let detail = format!(
+                        "listing failed midway: {e}; some of its contents are not archived"
+                    );
+                    self.warn(rel, WarningKind::Unreadable, detail);
+                    break;
+                }
+            }
+        }
         names.sort_unstable_by(|a, b| b.cmp(a));
         names.into_iter().map(|n| rel.join(n)).collect()
     }
@@ -186,19 +207,30 @@ impl<W: Write> Archiver<W> {
         Ok(())
     }
 
+    /// A hard link to the inode's first archived path, when there is one; `false` when this
+    /// path must be stored as a regular file (first of its inode, or the first failed).
+    fn append_hard_link(&mut self, rel: &Path, meta: &Metadata) -> Result<bool, VolumeError> {
+        let Some((first, read_ok)) = self.links.get(&(meta.dev(), meta.ino())).cloned() else {
+            return Ok(false);
+        };
+        let mut header = Self::header(meta, EntryType::Link);
+        self.builder
+            .append_link(&mut header, rel, &first)
+            .map_err(write_err(rel))?;
+        self.outcome.stats.hard_links += 1;
+        if !read_ok {
+            let detail = format!(
+                "hard link to {}, whose content could not be read completely (content incomplete)",
+                first.display()
+            );
+            self.warn(rel, WarningKind::Unreadable, detail);
+        }
+        Ok(true)
+    }
+
     fn append_file(&mut self, abs: &Path, rel: &Path, meta: &Metadata) -> Result<(), VolumeError> {
-        if meta.nlink() > 1 {
-            let key = (meta.dev(), meta.ino());
-            if let Some(first) = self.links.get(&key) {
-                let mut header = Self::header(meta, EntryType::Link);
-                let first = first.clone();
-                self.builder
-                    .append_link(&mut header, rel, &first)
-                    .map_err(write_err(rel))?;
-                self.outcome.stats.hard_links += 1;
-                return Ok(());
-            }
-            self.links.insert(key, rel.to_path_buf());
+        if meta.nlink() > 1 && self.append_hard_link(rel, meta)? {
+            return Ok(());
         }
         let opened = fs::OpenOptions::new()
             .read(true)
@@ -215,8 +247,13 @@ impl<W: Write> Archiver<W> {
                 );
                 return Ok(());
             }
-            Err(e) => {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 self.warn_io(rel, &e);
+                return Ok(());
+            }
+            Err(e) => {
+                let detail = format!("cannot be opened: {e}; not archived");
+                self.warn(rel, WarningKind::Unreadable, detail);
                 return Ok(());
             }
         };
@@ -226,20 +263,26 @@ impl<W: Write> Archiver<W> {
         self.builder
             .append_data(&mut header, rel, io::empty())
             .map_err(write_err(rel))?;
-        self.copy_exactly(file, size, rel, &at_open)?;
+        let read_ok = self.copy_exactly(file, size, rel, &at_open)?;
+        if at_open.nlink() > 1 {
+            // only now is there an entry for later links of this inode to point at
+            self.links
+                .insert((at_open.dev(), at_open.ino()), (rel.to_path_buf(), read_ok));
+        }
         self.outcome.stats.files += 1;
         Ok(())
     }
 
-    /// Copies exactly `size` bytes of `file` (zero padding when it ends early), then the tar
-    /// padding, and records any change seen while reading.
+    /// Copies exactly `size` bytes of `file` (zero padding when it ends early or a read
+    /// fails), then the tar padding, and records any change seen while reading. Returns
+    /// `false` when a read failed (the content is incomplete), `true` otherwise.
     fn copy_exactly(
         &mut self,
         mut file: File,
         size: u64,
         rel: &Path,
         at_open: &Metadata,
-    ) -> Result<(), VolumeError> {
+    ) -> Result<bool, VolumeError> {
         let mut remaining = size;
         let mut shortfall: Option<String> = None;
         while remaining > 0 {
@@ -284,9 +327,11 @@ impl<W: Write> Archiver<W> {
             self.warn(
                 rel,
                 kind,
-                format!("{detail}; the rest of its {size} bytes is stored as zeros"),
+                format!(
+                    "{detail}; content incomplete: the rest of its {size} bytes is stored as zeros"
+                ),
             );
-            return Ok(());
+            return Ok(kind != WarningKind::Unreadable);
         }
         self.outcome.stats.bytes_read += size;
         if let Ok(now) = file.metadata() {
@@ -302,7 +347,7 @@ impl<W: Write> Archiver<W> {
                 self.warn(rel, WarningKind::ChangedDuringRead, detail);
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     fn warn(&mut self, rel: &Path, kind: WarningKind, detail: String) {
@@ -332,80 +377,4 @@ fn write_err(rel: &Path) -> impl FnOnce(io::Error) -> VolumeError + '_ {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::symlink;
-
-    fn entries(tar: &[u8]) -> Vec<(String, EntryType, u64)> {
-        let mut archive = tar::Archive::new(tar);
-        archive
-            .entries()
-            .unwrap()
-            .map(|e| {
-                let e = e.unwrap();
-                (
-                    e.path().unwrap().display().to_string(),
-                    e.header().entry_type(),
-                    e.size(),
-                )
-            })
-            .collect()
-    }
-
-    #[test]
-    fn archives_files_links_and_folders_in_order() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path();
-        fs::create_dir_all(root.join("b/empty")).unwrap();
-        fs::write(root.join("a.txt"), b"hello").unwrap();
-        fs::hard_link(root.join("a.txt"), root.join("b/hard")).unwrap();
-        symlink("../a.txt", root.join("b/soft")).unwrap();
-        let (tar, outcome) = write_volume_tar(root, Vec::new()).unwrap();
-        let names: Vec<_> = entries(&tar)
-            .into_iter()
-            .map(|(n, t, s)| format!("{n} {t:?} {s}"))
-            .collect();
-        assert_eq!(
-            names,
-            [
-                ".",
-                "a.txt Regular 5",
-                "b",
-                "b/empty",
-                "b/hard Link 0",
-                "b/soft Symlink 0"
-            ]
-            .map(|s| if s.contains(' ') {
-                s.to_string()
-            } else {
-                format!("{s} Directory 0")
-            })
-        );
-        assert!(outcome.warnings.is_empty());
-        assert_eq!(
-            (
-                outcome.stats.files,
-                outcome.stats.hard_links,
-                outcome.stats.symlinks
-            ),
-            (1, 1, 1)
-        );
-    }
-
-    #[test]
-    fn special_files_are_skipped_with_a_warning() {
-        let tmp = tempfile::tempdir().unwrap();
-        let fifo = tmp.path().join("pipe");
-        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
-        let (_, outcome) = write_volume_tar(tmp.path(), Vec::new()).unwrap();
-        assert_eq!(outcome.warnings.len(), 1);
-        assert_eq!(outcome.warnings[0].kind, WarningKind::SkippedSpecialFile);
-    }
-
-    #[test]
-    fn a_missing_root_is_an_error_naming_it() {
-        let err = write_volume_tar(Path::new("/no/such/dir"), Vec::new()).unwrap_err();
-        assert!(err.to_string().contains("/no/such/dir"));
-    }
-}
+mod tests;

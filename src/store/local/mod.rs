@@ -3,7 +3,10 @@
 //! Layout: `<root>/<job>/<run-id>/<artifacts>` plus `manifest.json` once complete. While a set
 //! is written, `<root>/<job>/.<run-id>.in-progress` is held locked by the writer, so a sweep
 //! from another process can tell a live writer from a crashed one (the kernel drops the lock
-//! when the writer dies, even by `kill -9`).
+//! when the writer dies, even by `kill -9`). The lock file appears already locked (it is made
+//! and locked under a temporary name, then hard-linked into place) and before the set folder,
+//! and disappears only after the manifest: a sweep that finds the lock free and then no
+//! manifest knows the writer is gone. Everything is owner-only (see [`private`]).
 
 use super::{
     ArtifactSink, Destination, JobKind, ObjectStore, PendingSet, SetRef, StoreError, MANIFEST_NAME,
@@ -11,11 +14,19 @@ use super::{
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 mod objects;
+mod private;
 
 const PARTIAL_SUFFIX: &str = ".partial";
 const IN_PROGRESS_SUFFIX: &str = ".in-progress";
+/// `.<run-id>.in-progress.<instance>-<n>.tmp`: a lock file being made, before it is linked.
+const LOCK_TEMP_SUFFIX: &str = ".tmp";
+/// A lock file without its set folder, or still under its temporary name, after this long
+/// was left by a crash; younger ones are not even opened (a writer may be taking the lock).
+const LOCK_STALE: Duration = Duration::from_secs(3600);
 
 /// Backup sets in a directory of this host.
 pub struct LocalDestination {
@@ -48,18 +59,67 @@ impl LocalDestination {
         }
     }
 
+    /// Judges one set folder: the lock first, then the manifest. A writer removes its lock
+    /// only after its manifest is in place, so "lock free, then no manifest" proves the writer
+    /// is gone; the other order would delete a set completing between the two checks.
     fn sweep_set(&self, set: &SetRef) -> Result<bool, StoreError> {
+        if self.is_being_written(set) {
+            return Ok(false);
+        }
         let dir = self.set_dir(set);
         if dir.join(MANIFEST_NAME).exists() {
             remove_partial_files(&dir)?;
             return Ok(false);
         }
-        if self.is_being_written(set) {
-            return Ok(false);
+        match fs::remove_dir_all(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(StoreError::io("remove incomplete backup set", &dir)(e)),
         }
-        fs::remove_dir_all(&dir).map_err(StoreError::io("remove incomplete backup set", &dir))?;
         let _ = fs::remove_file(self.lock_path(set));
         Ok(true)
+    }
+
+    /// Makes the set's lock file and locks it before it gets its name, so that no sweep ever
+    /// sees it unlocked. Fails with [`StoreError::SetExists`] when the name is taken.
+    fn create_lock(&self, set: &SetRef) -> Result<(File, PathBuf), StoreError> {
+        static MADE: AtomicU64 = AtomicU64::new(0);
+        let lock_path = self.lock_path(set);
+        let temp = self.job_dir(set.job).join(format!(
+            ".{}{IN_PROGRESS_SUFFIX}.{}-{}{LOCK_TEMP_SUFFIX}",
+            set.run_id,
+            crate::util::ProcessIdentity::current().instance,
+            MADE.fetch_add(1, Ordering::Relaxed)
+        ));
+        let not_writable = |path: &Path, e: &dyn std::fmt::Display| StoreError::NotWritable {
+            destination: self.describe(),
+            reason: format!("cannot create {}: {e}", path.display()),
+        };
+        let taken = |e: io::Error, path: &Path| match e.kind() {
+            io::ErrorKind::AlreadyExists => StoreError::SetExists(set.clone()),
+            _ => not_writable(path, &e),
+        };
+        let lock = private::create_new_file(&temp).map_err(|e| not_writable(&temp, &e))?;
+        let linked = lock
+            .try_lock()
+            .map_err(|e| not_writable(&temp, &e))
+            .and_then(|()| match fs::hard_link(&temp, &lock_path) {
+                Ok(()) => Ok(Some(lock)),
+                Err(e) if hard_links_unsupported(&e) => Ok(None),
+                Err(e) => Err(taken(e, &lock_path)),
+            });
+        let _ = fs::remove_file(&temp);
+        if let Some(lock) = linked? {
+            return Ok((lock, lock_path));
+        }
+        // a file system without hard links: create, then lock (sweeps leave young lock files
+        // without a set folder alone, so none holds or removes this one meanwhile)
+        let lock = private::create_new_file(&lock_path).map_err(|e| taken(e, &lock_path))?;
+        if let Err(e) = lock.try_lock() {
+            let _ = fs::remove_file(&lock_path);
+            return Err(not_writable(&lock_path, &e));
+        }
+        Ok((lock, lock_path))
     }
 }
 
@@ -84,23 +144,12 @@ impl Destination for LocalDestination {
 
     fn begin_set(&self, set: &SetRef) -> Result<Box<dyn PendingSet>, StoreError> {
         let job_dir = self.job_dir(set.job);
-        fs::create_dir_all(&job_dir).map_err(|e| StoreError::NotWritable {
+        private::create_dir_all(&job_dir).map_err(|e| StoreError::NotWritable {
             destination: self.describe(),
             reason: format!("cannot create {}: {e}", job_dir.display()),
         })?;
-        let lock_path = self.lock_path(set);
-        let lock = File::create_new(&lock_path).map_err(|e| match e.kind() {
-            io::ErrorKind::AlreadyExists => StoreError::SetExists(set.clone()),
-            _ => StoreError::NotWritable {
-                destination: self.describe(),
-                reason: format!("cannot create {}: {e}", lock_path.display()),
-            },
-        })?;
-        lock.try_lock().map_err(|e| StoreError::Io {
-            action: "lock",
-            path: lock_path.clone(),
-            source: io::Error::other(e.to_string()),
-        })?;
+        // the lock exists (locked) before the set folder, and outlives it until the manifest
+        let (lock, lock_path) = self.create_lock(set)?;
         let dir = self.set_dir(set);
         let pending = LocalPendingSet {
             dir: dir.clone(),
@@ -108,7 +157,7 @@ impl Destination for LocalDestination {
             _lock: lock,
             completed: false,
         };
-        fs::create_dir(&dir).map_err(StoreError::io("create backup set folder", &dir))?;
+        private::create_dir(&dir).map_err(StoreError::io("create backup set folder", &dir))?;
         Ok(Box::new(pending))
     }
 
@@ -191,8 +240,8 @@ impl PendingSet for LocalPendingSet {
             "artifact names are plain file names"
         );
         let partial = self.dir.join(format!(".{name}{PARTIAL_SUFFIX}"));
-        let file =
-            File::create_new(&partial).map_err(StoreError::io("create artifact", &partial))?;
+        let file = private::create_new_file(&partial)
+            .map_err(StoreError::io("create artifact", &partial))?;
         Ok(Box::new(LocalSink {
             file: Some(file),
             bytes: 0,
@@ -203,8 +252,8 @@ impl PendingSet for LocalPendingSet {
 
     fn complete(mut self: Box<Self>, manifest: &[u8]) -> Result<(), StoreError> {
         let partial = self.dir.join(format!(".{MANIFEST_NAME}{PARTIAL_SUFFIX}"));
-        let mut file =
-            File::create_new(&partial).map_err(StoreError::io("create manifest", &partial))?;
+        let mut file = private::create_new_file(&partial)
+            .map_err(StoreError::io("create manifest", &partial))?;
         file.write_all(manifest)
             .map_err(StoreError::io("write manifest", &partial))?;
         file.sync_all()
@@ -278,10 +327,13 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 
 /// Removes `*.partial` leftovers inside a complete set (an interrupted manifest rewrite).
 fn remove_partial_files(dir: &Path) -> Result<(), StoreError> {
-    for entry in fs::read_dir(dir)
-        .map_err(StoreError::io("list", dir))?
-        .flatten()
-    {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        // deleted meanwhile (by a prune)
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::io("list", dir)(e)),
+    };
+    for entry in entries.flatten() {
         if entry
             .file_name()
             .to_string_lossy()
@@ -293,13 +345,21 @@ fn remove_partial_files(dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Removes in-progress lock files that no live process holds and whose set is gone.
+/// Removes in-progress lock files older than [`LOCK_STALE`] that no live process holds and
+/// whose set is gone, and lock files a crash left under their temporary name.
 fn remove_stale_locks(job_dir: &Path) -> Result<(), StoreError> {
     let Ok(entries) = fs::read_dir(job_dir) else {
         return Ok(());
     };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with('.') || !is_old(&entry) {
+            continue;
+        }
+        if is_lock_temp(&name) {
+            let _ = fs::remove_file(entry.path());
+            continue;
+        }
         let Some(run) = name
             .strip_prefix('.')
             .and_then(|n| n.strip_suffix(IN_PROGRESS_SUFFIX))
@@ -314,80 +374,27 @@ fn remove_stale_locks(job_dir: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::{list_complete, RunId};
-
-    /// A fresh set of `job` (shared with the object store's tests).
-    pub(super) fn set(job: JobKind) -> SetRef {
-        SetRef {
-            job,
-            run_id: RunId::new(chrono::Utc::now()),
-        }
-    }
-
-    #[test]
-    fn a_set_is_listed_only_once_its_manifest_is_written() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dest = LocalDestination::new(tmp.path());
-        let s = set(JobKind::Volume);
-        let mut pending = dest.begin_set(&s).unwrap();
-        let mut sink = pending.create_artifact("a.bin").unwrap();
-        sink.write_all(b"hello").unwrap();
-        assert_eq!(sink.finish().unwrap(), 5);
-        assert_eq!(dest.list_sets(None).unwrap(), vec![s.clone()]);
-        assert!(dest.read_manifest(&s).unwrap().is_none());
-        // another process sweeping now must leave the live set alone
-        assert!(dest.sweep_incomplete().unwrap().is_empty());
-        pending.complete(b"{}").unwrap();
-        assert_eq!(dest.read_manifest(&s).unwrap().unwrap(), b"{}");
-        let mut data = String::new();
-        dest.open_artifact(&s, "a.bin")
-            .unwrap()
-            .read_to_string(&mut data)
-            .unwrap();
-        assert_eq!(data, "hello");
-        assert!(!dest.lock_path(&s).exists());
-    }
-
-    #[test]
-    fn an_abandoned_set_leaves_nothing() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dest = LocalDestination::new(tmp.path());
-        let s = set(JobKind::Volume);
-        let mut pending = dest.begin_set(&s).unwrap();
-        let mut sink = pending.create_artifact("a.bin").unwrap();
-        sink.write_all(b"partial").unwrap();
-        drop(sink);
-        drop(pending);
-        assert!(dest.list_sets(None).unwrap().is_empty());
-        assert_eq!(fs::read_dir(tmp.path().join("volume")).unwrap().count(), 0);
-    }
-
-    #[test]
-    fn sweep_removes_sets_whose_writer_is_gone() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dest = LocalDestination::new(tmp.path());
-        let s = set(JobKind::Volume);
-        // what a killed writer leaves: a folder, a partial artifact, an unlocked lock file
-        fs::create_dir_all(tmp.path().join(s.dir())).unwrap();
-        fs::write(tmp.path().join(s.dir()).join(".x.partial"), b"junk").unwrap();
-        fs::write(dest.lock_path(&s), b"").unwrap();
-        assert_eq!(dest.sweep_incomplete().unwrap(), vec![s.to_string()]);
-        assert!(!tmp.path().join(s.dir()).exists());
-        assert!(!dest.lock_path(&s).exists());
-    }
-
-    #[test]
-    fn corrupt_manifests_are_reported_not_listed() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dest = LocalDestination::new(tmp.path());
-        let s = set(JobKind::Volume);
-        dest.begin_set(&s).unwrap().complete(b"{ not json").unwrap();
-        let listing = list_complete(&dest, None).unwrap();
-        assert!(listing.complete.is_empty());
-        assert_eq!(listing.unreadable.len(), 1);
-        assert!(listing.unreadable[0].1.contains("corrupt"));
-    }
+/// The errors of `link(2)` on a file system that has no hard links (vfat, some FUSE mounts).
+fn hard_links_unsupported(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EPERM | libc::EOPNOTSUPP | libc::ENOSYS)
+    )
 }
+
+/// `.<run-id>.in-progress.<instance>-<n>.tmp`: a writer links and removes its temporary lock
+/// file at once, so an old one belongs to a crashed writer.
+fn is_lock_temp(name: &str) -> bool {
+    name.ends_with(LOCK_TEMP_SUFFIX) && name.contains(&format!("{IN_PROGRESS_SUFFIX}."))
+}
+
+/// Last modified more than [`LOCK_STALE`] ago.
+fn is_old(entry: &fs::DirEntry) -> bool {
+    entry
+        .metadata()
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > LOCK_STALE))
+}
+
+#[cfg(test)]
+mod tests;

@@ -2,7 +2,7 @@
 //! staged under `gateway/objects/.staging/<run-id>/`, fsync'd, then hard-linked to their
 //! address `gateway/objects/ab/<sha256>`, which never replaces an existing object.
 
-use super::{sync_dir, LocalDestination, PARTIAL_SUFFIX};
+use super::{private, sync_dir, LocalDestination, PARTIAL_SUFFIX};
 use crate::io_util::HashingWriter;
 use crate::store::{
     object_path, JobKind, ObjectSink, ObjectStore, SetRef, StoreError, StoredObject, STAGING_DIR,
@@ -56,11 +56,11 @@ impl ObjectStore for LocalDestination {
         _size_hint: u64,
     ) -> Result<Box<dyn ObjectSink>, StoreError> {
         let dir = self.root.join(STAGING_DIR).join(set.run_id.as_str());
-        fs::create_dir_all(&dir).map_err(StoreError::io("create staging folder", &dir))?;
+        private::create_dir_all(&dir).map_err(StoreError::io("create staging folder", &dir))?;
         let n = STAGED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let path = dir.join(format!("{n}{PARTIAL_SUFFIX}"));
-        let file =
-            File::create_new(&path).map_err(StoreError::io("create staged object", &path))?;
+        let file = private::create_new_file(&path)
+            .map_err(StoreError::io("create staged object", &path))?;
         Ok(Box::new(LocalObjectSink {
             writer: Some(HashingWriter::new(io::BufWriter::with_capacity(
                 256 << 10,
@@ -113,7 +113,7 @@ impl ObjectSink for LocalObjectSink {
             file.sync_all()
                 .map_err(StoreError::io("sync staged object", &self.staged))?;
             let dir = path.parent().expect("objects have a folder");
-            fs::create_dir_all(dir).map_err(StoreError::io("create objects folder", dir))?;
+            private::create_dir_all(dir).map_err(StoreError::io("create objects folder", dir))?;
             match fs::hard_link(&self.staged, &path) {
                 Ok(()) => sync_dir(dir).map(|()| false),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(true),

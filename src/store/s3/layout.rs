@@ -5,8 +5,12 @@
 //! and `<prefix>/<job>/.<run-id>.in-progress`, the writer's marker, while the set is written.
 
 use crate::store::{JobKind, RunId, SetRef, MANIFEST_NAME};
-use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
+
+mod writer;
+
+pub use writer::{
+    loose_upload_is_dead, writer_state, FoundMarker, Vantage, Writer, WriterMarker, HEARTBEAT_EVERY,
+};
 
 /// Size of the first parts of a multipart upload.
 pub const BASE_PART_SIZE: usize = 8 << 20;
@@ -14,10 +18,6 @@ pub const BASE_PART_SIZE: usize = 8 << 20;
 pub const MAX_PART_SIZE: usize = 64 << 20;
 /// S3 accepts at most this many parts per upload.
 pub const MAX_PARTS: i32 = 10_000;
-/// A marker not refreshed for this long belongs to a dead writer, whatever host it names.
-pub const STALE_AFTER: Duration = Duration::hours(24);
-/// How often a live writer refreshes its marker (on its next part upload).
-pub const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 const IN_PROGRESS_SUFFIX: &str = ".in-progress";
 
@@ -143,63 +143,6 @@ pub fn part_size(part_number: i32) -> usize {
     (BASE_PART_SIZE << tier.min(3)).min(MAX_PART_SIZE)
 }
 
-/// What a writer records in its in-progress marker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WriterMarker {
-    pub host: String,
-    pub pid: u32,
-    pub started_at: DateTime<Utc>,
-}
-
-/// A marker as found at the destination.
-#[derive(Debug, Clone)]
-pub struct FoundMarker {
-    /// `None` when the body is not a marker we can read.
-    pub writer: Option<WriterMarker>,
-    /// When the marker was last written (server time): creation or the last heartbeat.
-    pub last_modified: DateTime<Utc>,
-}
-
-/// Whether the writer of a set may still be running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Writer {
-    Alive,
-    Dead(&'static str),
-}
-
-/// The dead-writer rule. A set's writer is dead when
-/// 1. its in-progress marker is missing (a writer writes its marker before anything else, so
-///    a set or multipart upload without one was left by a writer that is gone), or
-/// 2. the marker names this host and a process id that is not running here, or
-/// 3. the marker was not written for [`STALE_AFTER`] (live writers refresh it every
-///    [`HEARTBEAT_EVERY`] while they upload), whatever host it names.
-///
-/// Otherwise the writer is taken to be alive and its set and uploads are left alone.
-pub fn writer_state(
-    marker: Option<&FoundMarker>,
-    this_host: &str,
-    pid_alive: impl Fn(u32) -> bool,
-    now: DateTime<Utc>,
-) -> Writer {
-    let Some(marker) = marker else {
-        return Writer::Dead("no in-progress marker");
-    };
-    if let Some(w) = &marker.writer {
-        if w.host == this_host && !pid_alive(w.pid) {
-            return Writer::Dead("its process is no longer running on this host");
-        }
-    }
-    if now - marker.last_modified > STALE_AFTER {
-        return Writer::Dead("its in-progress marker is older than 24 hours");
-    }
-    Writer::Alive
-}
-
-/// The rule for a multipart upload outside any set folder: dead once older than [`STALE_AFTER`].
-pub fn loose_upload_is_dead(initiated: DateTime<Utc>, now: DateTime<Utc>) -> bool {
-    now - initiated > STALE_AFTER
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,54 +211,5 @@ mod tests {
         assert_eq!(part_size(MAX_PARTS), MAX_PART_SIZE);
         let total: u64 = (1..=MAX_PARTS).map(|n| part_size(n) as u64).sum();
         assert!(total > 500 * 1000 * 1000 * 1000, "{total}");
-    }
-
-    #[test]
-    fn the_dead_writer_rule() {
-        let now = Utc::now();
-        let marker = |host: &str, pid: u32, age_h: i64| FoundMarker {
-            writer: Some(WriterMarker {
-                host: host.into(),
-                pid,
-                started_at: now,
-            }),
-            last_modified: now - Duration::hours(age_h),
-        };
-        let alive = |pid: u32| pid == 42;
-        assert!(matches!(
-            writer_state(None, "h", alive, now),
-            Writer::Dead(_)
-        ));
-        assert_eq!(
-            writer_state(Some(&marker("h", 42, 1)), "h", alive, now),
-            Writer::Alive
-        );
-        assert!(matches!(
-            writer_state(Some(&marker("h", 7, 0)), "h", alive, now),
-            Writer::Dead(_)
-        ));
-        // another host: we cannot see its processes, only the marker's age tells
-        assert_eq!(
-            writer_state(Some(&marker("other", 7, 23)), "h", alive, now),
-            Writer::Alive
-        );
-        assert!(matches!(
-            writer_state(Some(&marker("other", 7, 25)), "h", alive, now),
-            Writer::Dead(_)
-        ));
-        assert!(matches!(
-            writer_state(Some(&marker("h", 42, 25)), "h", alive, now),
-            Writer::Dead(_)
-        ));
-        let unreadable = FoundMarker {
-            writer: None,
-            last_modified: now,
-        };
-        assert_eq!(
-            writer_state(Some(&unreadable), "h", alive, now),
-            Writer::Alive
-        );
-        assert!(loose_upload_is_dead(now - Duration::hours(25), now));
-        assert!(!loose_upload_is_dead(now - Duration::hours(1), now));
     }
 }

@@ -1,5 +1,6 @@
-//! Writing a set to S3: the in-progress marker, artifacts as bounded multipart uploads, and
-//! the manifest last. Whatever is dropped unfinished is aborted or deleted.
+//! Writing a set to S3: the in-progress marker (rewritten by a heartbeat task while the set is
+//! written), artifacts as bounded multipart uploads, and the manifest last. Whatever is
+//! dropped unfinished is aborted or deleted.
 
 use super::bucket::Bucket;
 use super::layout::{part_size, Keys, WriterMarker, HEARTBEAT_EVERY, MAX_PARTS};
@@ -9,50 +10,86 @@ use crate::store::{ArtifactSink, PendingSet, SetRef, StoreError};
 use aws_sdk_s3::types::CompletedPart;
 use std::collections::VecDeque;
 use std::io::{self, Write};
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 /// Part uploads running at once per artifact; with the part being filled, at most three parts
 /// of an artifact are in memory.
 const MAX_IN_FLIGHT: usize = 2;
 
+/// A marker rewrite that takes longer than this is given up (the next one retries).
+const HEARTBEAT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// What a set and its artifacts share: the bucket and the writer's marker.
 struct SetContext {
     bucket: Bucket,
     marker_key: String,
-    marker_body: Vec<u8>,
-    /// The last marker write and the heartbeat rewrite in flight, if any.
-    heartbeat: Mutex<(Instant, Option<JoinHandle<()>>)>,
 }
 
-impl SetContext {
-    /// Rewrites the marker (refreshing its age) when the last write is [`HEARTBEAT_EVERY`] old.
-    fn heartbeat_if_due(&self) {
-        let mut state = self.heartbeat.lock().expect("heartbeat lock");
-        if state.0.elapsed() < HEARTBEAT_EVERY || state.1.as_ref().is_some_and(|h| !h.is_finished())
-        {
-            return;
-        }
-        state.0 = Instant::now();
-        let (bucket, key, body) = (
-            self.bucket.clone(),
-            self.marker_key.clone(),
-            self.marker_body.clone(),
-        );
-        state.1 = Some(runtime().spawn(async move {
-            if let Err(e) = bucket.put(&key, body).await {
-                tracing::warn!("Could not refresh the in-progress marker: {e}");
+/// The task rewriting the marker every [`HEARTBEAT_EVERY`], uploading or not, so that a sweep
+/// elsewhere sees a fresh marker for as long as this process writes the set. It never brings
+/// back a marker that is gone or no longer ours (a sweep judged this writer dead): it stops.
+struct Heartbeat {
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Heartbeat {
+    fn start(bucket: Bucket, key: String, body: Vec<u8>, every: Duration) -> Self {
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let task = runtime().spawn(async move {
+            loop {
+                tokio::select! {
+                    // a stop, or the sender dropped
+                    _ = &mut stopped => return,
+                    () = tokio::time::sleep(every) => {}
+                }
+                // not raced against the stop: a rewrite in flight lands before the deletion
+                let beat = tokio::time::timeout(HEARTBEAT_TIMEOUT, beat(&bucket, &key, &body));
+                match beat.await {
+                    Ok(Ok(true)) => tracing::trace!(key = %key, "Refreshed the in-progress marker."),
+                    Ok(Ok(false)) => {
+                        tracing::warn!(key = %key, "The in-progress marker was removed or replaced by another process; completing this set will fail.");
+                        return;
+                    }
+                    Ok(Err(e)) => tracing::warn!("Could not refresh the in-progress marker: {e}"),
+                    Err(_) => tracing::warn!(
+                        "Could not refresh the in-progress marker within {HEARTBEAT_TIMEOUT:?}"
+                    ),
+                }
             }
-        }));
+        });
+        Self {
+            stop: Some(stop),
+            task: Some(task),
+        }
     }
 
-    /// Waits for a heartbeat in flight, so that the marker's deletion comes after it.
-    fn settle_heartbeat(&self) {
-        let pending = self.heartbeat.lock().expect("heartbeat lock").1.take();
-        if let Some(handle) = pending {
-            let _ = block_on(handle);
+    /// Stops the task and waits for a rewrite in flight, so that the marker's deletion comes
+    /// after every rewrite. Idempotent.
+    fn stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
         }
+        if let Some(task) = self.task.take() {
+            let _ = block_on(task);
+        }
+    }
+}
+
+/// Rewrites the marker if it is still ours; `false` when it is gone or another's.
+async fn beat(bucket: &Bucket, key: &str, body: &[u8]) -> Result<bool, S3Error> {
+    match bucket.get_small(key).await? {
+        Some((found, _)) if found == body => bucket.put(key, body.to_vec()).await.map(|()| true),
+        _ => Ok(false),
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -61,11 +98,14 @@ pub struct S3PendingSet {
     ctx: Arc<SetContext>,
     keys: Keys,
     set: SetRef,
+    marker_body: Vec<u8>,
+    heartbeat: Heartbeat,
     completed: bool,
 }
 
 impl S3PendingSet {
-    /// Writes the in-progress marker (host, pid, start time) and returns the pending set.
+    /// Writes the in-progress marker (this process's identity, see [`WriterMarker`]), starts
+    /// its heartbeat, and returns the pending set.
     pub fn begin(bucket: Bucket, keys: &Keys, set: &SetRef) -> Result<Self, StoreError> {
         let marker_key = keys.marker(set);
         let exists = block_on(async {
@@ -76,22 +116,21 @@ impl S3PendingSet {
         if exists {
             return Err(StoreError::SetExists(set.clone()));
         }
-        let marker = WriterMarker {
-            host: crate::util::host_name(),
-            pid: std::process::id(),
-            started_at: chrono::Utc::now(),
-        };
+        let marker = WriterMarker::this_process();
         let marker_body = serde_json::to_vec(&marker).expect("marker serializes");
         block_on(bucket.put(&marker_key, marker_body.clone()))?;
+        let heartbeat = Heartbeat::start(
+            bucket.clone(),
+            marker_key.clone(),
+            marker_body.clone(),
+            HEARTBEAT_EVERY,
+        );
         Ok(Self {
-            ctx: Arc::new(SetContext {
-                bucket,
-                marker_key,
-                marker_body,
-                heartbeat: Mutex::new((Instant::now(), None)),
-            }),
+            ctx: Arc::new(SetContext { bucket, marker_key }),
             keys: keys.clone(),
             set: set.clone(),
+            marker_body,
+            heartbeat,
             completed: false,
         })
     }
@@ -117,11 +156,24 @@ impl PendingSet for S3PendingSet {
         }))
     }
 
+    /// Writes the manifest, unless the marker is no longer ours: then a sweep judged this
+    /// writer dead and may have removed artifacts, and the set must stay incomplete.
     fn complete(mut self: Box<Self>, manifest: &[u8]) -> Result<(), StoreError> {
+        self.heartbeat.stop();
         let bucket = &self.ctx.bucket;
+        let found = block_on(bucket.get_small(&self.ctx.marker_key))?;
+        if found.is_none_or(|(body, _)| body != self.marker_body) {
+            return Err(StoreError::NotWritable {
+                destination: format!("s3://{}/{}", bucket.name(), self.keys.root()),
+                reason: format!(
+                    "the in-progress marker of {} was removed or replaced by another process \
+                     (a sweep judged this writer dead); the set is left incomplete",
+                    self.set
+                ),
+            });
+        }
         block_on(bucket.put(&self.keys.manifest(&self.set), manifest.to_vec()))?;
         self.completed = true;
-        self.ctx.settle_heartbeat();
         if let Err(e) = block_on(bucket.delete(&self.ctx.marker_key)) {
             tracing::warn!("Could not remove the in-progress marker of a complete set: {e}");
         }
@@ -134,7 +186,7 @@ impl Drop for S3PendingSet {
         if self.completed {
             return;
         }
-        self.ctx.settle_heartbeat();
+        self.heartbeat.stop();
         let (bucket, prefix, marker) = (
             &self.ctx.bucket,
             self.keys.set_prefix(&self.set),
@@ -197,7 +249,6 @@ impl S3Sink {
             .bucket
             .upload_part(&self.key, &upload_id, number, body);
         self.in_flight.push_back((number, runtime().spawn(upload)));
-        self.ctx.heartbeat_if_due();
         Ok(())
     }
 
