@@ -171,16 +171,9 @@ fn collect_objects(
             reason: reason.clone(),
         });
     }
-    let complete: Vec<SetRef> = kept.iter().map(|m| set_of(m)).collect();
-    let writing: Vec<SetRef> = dest
-        .list_sets(Some(JobKind::Gateway))?
-        .into_iter()
-        .filter(|s| !complete.contains(s) && !report.removed.contains(&s.to_string()))
-        .collect();
-    if let Some(set) = writing.first() {
+    if let Some(set) = store.gateway_writer()? {
         report.objects_skipped = Some(format!(
-            "gateway set {set} is being written (or was interrupted and awaits the start-up \
-             sweep); objects are collected by a later prune"
+            "gateway set {set} is being written; objects are collected by a later prune"
         ));
         return Ok(());
     }
@@ -198,6 +191,13 @@ fn collect_objects(
         .checked_sub_signed(grace)
         .unwrap_or(DateTime::<Utc>::MIN_UTC);
     let sweep = sweep_objects(store, &marks, cutoff, options.dry_run)?;
+    if let Some(set) = &sweep.deferred {
+        report.objects_skipped = Some(format!(
+            "gateway set {set} started being written during the prune; objects are collected \
+             by a later prune"
+        ));
+        return Ok(());
+    }
     if !options.dry_run {
         metrics()
             .retention_deleted
@@ -208,3 +208,7 @@ fn collect_objects(
     report.objects = Some(sweep);
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "prune_tests.rs"]
+mod tests;

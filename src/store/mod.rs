@@ -138,6 +138,10 @@ pub trait ObjectStore: Send + Sync {
 
     /// Deletes the objects with these sha256s (hex); one already gone is not an error.
     fn delete_objects(&self, sha256s: &[String]) -> Result<(), StoreError>;
+
+    /// A gateway run that may be writing to this store right now (its set, for messages):
+    /// such a run may reuse an old object by its address before any snapshot references it.
+    fn gateway_writer(&self) -> Result<Option<String>, StoreError>;
 }
 
 /// One committed object, as [`ObjectStore::for_each_object`] lists it.

@@ -39,6 +39,8 @@ pub struct ObjectSweep {
     pub removed: u64,
     /// Their bytes.
     pub removed_bytes: u64,
+    /// A gateway run started writing while the store was listed: nothing was deleted.
+    pub deferred: Option<String>,
 }
 
 /// The 32 bytes of a hex sha256, `None` when `hex` is not one.
@@ -74,7 +76,12 @@ pub fn sweep_objects(
         }
         Ok(())
     })?;
-    if !dry_run {
+    if !dry_run && !doomed.is_empty() {
+        // a run that started since the mark may reuse one of these by its address
+        if let Some(writer) = store.gateway_writer()? {
+            sweep.deferred = Some(writer);
+            return Ok(sweep);
+        }
         for batch in doomed.chunks(DELETE_BATCH) {
             store.delete_objects(batch)?;
         }

@@ -2,7 +2,7 @@
 //! staged under `gateway/objects/.staging/<run-id>/`, fsync'd, then hard-linked to their
 //! address `gateway/objects/ab/<sha256>`, which never replaces an existing object.
 
-use super::{sync_dir, LocalDestination, PARTIAL_SUFFIX};
+use super::{sync_dir, LocalDestination, IN_PROGRESS_SUFFIX, PARTIAL_SUFFIX};
 use crate::io_util::HashingWriter;
 use crate::store::{
     is_object_name, object_path, JobKind, ObjectInfo, ObjectSink, ObjectStore, SetRef, StoreError,
@@ -124,6 +124,33 @@ impl ObjectStore for LocalDestination {
             }
         }
         Ok(())
+    }
+
+    fn gateway_writer(&self) -> Result<Option<String>, StoreError> {
+        let dir = self.job_dir(JobKind::Gateway);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::io("list", &dir)(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(StoreError::io("list", &dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let run = name
+                .strip_prefix('.')
+                .and_then(|n| n.strip_suffix(IN_PROGRESS_SUFFIX))
+                .and_then(|run| run.parse().ok());
+            if let Some(run_id) = run {
+                let set = SetRef {
+                    job: JobKind::Gateway,
+                    run_id,
+                };
+                if self.is_being_written(&set) {
+                    return Ok(Some(set.to_string()));
+                }
+            }
+        }
+        Ok(None)
     }
 
     fn delete_objects(&self, sha256s: &[String]) -> Result<(), StoreError> {

@@ -9,10 +9,11 @@
 //! sweep once the run's writer is dead. Existing addresses are never written again.
 
 use super::bucket::Bucket;
+use super::layout::STALE_AFTER;
 use super::{S3Destination, S3Error};
 use crate::runtime::block_on;
 use crate::store::{
-    is_object_name, ObjectInfo, ObjectSink, ObjectStore, SetRef, StoreError, StoredObject,
+    is_object_name, JobKind, ObjectInfo, ObjectSink, ObjectStore, SetRef, StoreError, StoredObject,
     OBJECTS_DIR,
 };
 use aws_sdk_s3::types::CompletedPart;
@@ -97,6 +98,20 @@ impl ObjectStore for S3Destination {
                 size: listed.size,
                 modified: listed.last_modified,
             })
+        }))
+    }
+
+    fn gateway_writer(&self) -> Result<Option<String>, StoreError> {
+        // a writer's marker is refreshed while it works; one older than STALE_AFTER is dead
+        let listing = block_on(
+            self.bucket
+                .list_folder(&self.keys.job_prefix(JobKind::Gateway)),
+        )?;
+        let now = chrono::Utc::now();
+        Ok(listing.objects.iter().find_map(|(key, modified)| {
+            let set = self.keys.set_of_marker(JobKind::Gateway, key)?;
+            let fresh = modified.is_none_or(|t| now - t <= STALE_AFTER);
+            fresh.then(|| set.to_string())
         }))
     }
 
