@@ -82,19 +82,42 @@ impl Place {
 
     /// Leaves what a killed run leaves: a set folder with an artifact, no manifest, no writer.
     fn leave_incomplete(&self, set: &SetRef) {
+        self.put_raw(&format!("{}/store.tar.zst", set.dir()), b"partial");
+    }
+
+    /// Writes `bytes` at `path` (relative to the destination root) behind the product's back.
+    fn put_raw(&self, path: &str, bytes: &[u8]) {
         match &self.at {
-            At::Local(dir) => write(&dir.join(set.dir()).join("store.tar.zst"), b"partial"),
+            At::Local(dir) => write(&dir.join(path), bytes),
             At::S3 { bucket, prefix } => {
                 let client = s3_client("TESTBED_DEST_ACCESS_KEY", "TESTBED_DEST_SECRET_KEY");
                 deis_backup::runtime::block_on(
                     client
                         .put_object()
                         .bucket(bucket)
-                        .key(format!("{prefix}/{}/store.tar.zst", set.dir()))
-                        .body(b"partial".to_vec().into())
+                        .key(format!("{prefix}/{path}"))
+                        .body(bytes.to_vec().into())
                         .send(),
                 )
                 .unwrap();
+            }
+        }
+    }
+
+    /// Whether `path` (relative to the destination root) exists.
+    fn has_raw(&self, path: &str) -> bool {
+        match &self.at {
+            At::Local(dir) => dir.join(path).is_file(),
+            At::S3 { bucket, prefix } => {
+                let client = s3_client("TESTBED_DEST_ACCESS_KEY", "TESTBED_DEST_SECRET_KEY");
+                deis_backup::runtime::block_on(
+                    client
+                        .head_object()
+                        .bucket(bucket)
+                        .key(format!("{prefix}/{path}"))
+                        .send(),
+                )
+                .is_ok()
             }
         }
     }
@@ -399,19 +422,21 @@ fn gateway_objects_are_marked_and_swept(place: &Place) {
     );
     assert!([&old, &shared, &new, &orphan].iter().all(|s| present(s)));
 
-    // past the grace period: exactly the unreferenced ones go
+    // past the grace period: exactly the unreferenced ones go; what is not an object stays
+    let strays = ["gateway/objects/ab/not-an-object", "gateway/objects/README"];
+    for stray in strays {
+        place.put_raw(stray, b"not ours");
+    }
     let swept = place.run(&keep_one("0s"), &["prune", "--job", "gateway"]);
     swept.assert_ok();
     assert!(
         swept
             .stdout
-            .contains("3 stored, 2 referenced by kept snapshots, removed 2")
-            || swept
-                .stdout
-                .contains("4 stored, 2 referenced by kept snapshots, removed 2"),
+            .contains("4 stored, 2 referenced by kept snapshots, removed 2"),
         "{}",
         swept.all()
     );
+    assert!(strays.iter().all(|s| place.has_raw(s)), "{}", swept.all());
     assert!(!present(&old) && !present(&orphan), "{}", swept.all());
     assert!(present(&shared) && present(&new), "{}", swept.all());
     let again = place.run(&keep_one("0s"), &["prune", "--job", "gateway"]);
