@@ -3,8 +3,8 @@
 //! aborted and its set is discarded, as for any other write error.
 
 use super::{
-    ArtifactSink, Destination, JobKind, ObjectSink, ObjectStore, PendingSet, SetRef, StoreError,
-    StoredObject,
+    ArtifactSink, Destination, JobKind, ObjectInfo, ObjectSink, ObjectStore, PendingSet, SetRef,
+    StoreError, StoredObject,
 };
 use crate::util::cancel::{Cancel, CancellableReader};
 use std::io::{self, Read, Write};
@@ -95,6 +95,22 @@ impl ObjectStore for Cancellable<'_> {
             reader,
             self.cancel.clone(),
         )))
+    }
+
+    fn for_each_object(
+        &self,
+        visit: &mut dyn FnMut(ObjectInfo) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.store().for_each_object(visit)
+    }
+
+    fn delete_objects(&self, sha256s: &[String]) -> Result<(), StoreError> {
+        self.cancelled()?;
+        self.store().delete_objects(sha256s)
+    }
+
+    fn gateway_writer(&self) -> Result<Option<String>, StoreError> {
+        self.store().gateway_writer()
     }
 }
 

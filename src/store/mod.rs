@@ -8,6 +8,8 @@ mod cancellable;
 mod catalog;
 mod local;
 mod manifest;
+mod prune;
+pub mod retention;
 mod run_id;
 mod s3;
 
@@ -17,10 +19,12 @@ pub use local::LocalDestination;
 pub use manifest::{
     Artifact, Manifest, ToolInfo, Warning, WarningKind, FORMAT_VERSION, MANIFEST_NAME,
 };
+pub use prune::{delete_sets, sha256_bytes, sweep_objects, ObjectSweep};
 pub use run_id::{JobKind, RunId, SetRef};
 pub use s3::{OpenOptions, S3Destination, S3Error};
 
 use crate::config::{DestinationUrl, Settings};
+use chrono::{DateTime, Utc};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 
@@ -125,6 +129,36 @@ pub trait ObjectStore: Send + Sync {
 
     /// Streams the object with this sha256.
     fn open_object(&self, sha256: &str) -> Result<Box<dyn Read + Send>, StoreError>;
+
+    /// Calls `visit` for every committed object, streaming the listing (staged objects under
+    /// [`STAGING_DIR`] and names that are not an address are never visited). An error from
+    /// `visit` stops the walk and is returned.
+    fn for_each_object(
+        &self,
+        visit: &mut dyn FnMut(ObjectInfo) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+
+    /// Deletes the objects with these sha256s (hex); one already gone is not an error.
+    fn delete_objects(&self, sha256s: &[String]) -> Result<(), StoreError>;
+
+    /// A gateway run that may be writing to this store right now (its set, for messages):
+    /// such a run may reuse an old object by its address before any snapshot references it.
+    fn gateway_writer(&self) -> Result<Option<String>, StoreError>;
+}
+
+/// One committed object, as [`ObjectStore::for_each_object`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// sha256 of the bytes, hex (64 lowercase digits): the address.
+    pub sha256: String,
+    pub size: u64,
+    /// When it was written; `None` when the store does not say (never deleted then).
+    pub modified: Option<DateTime<Utc>>,
+}
+
+/// Whether `name` is an object address: 64 lowercase hex digits.
+pub fn is_object_name(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// An object being written to the [`ObjectStore`]; hashes what it is given.

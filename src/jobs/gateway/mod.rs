@@ -7,6 +7,7 @@
 //! writes no manifest and names the keys.
 
 mod copy;
+pub mod referenced;
 pub mod snapshot;
 mod verify;
 

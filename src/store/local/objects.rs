@@ -2,11 +2,13 @@
 //! staged under `gateway/objects/.staging/<run-id>/`, fsync'd, then hard-linked to their
 //! address `gateway/objects/ab/<sha256>`, which never replaces an existing object.
 
-use super::{private, sync_dir, LocalDestination, PARTIAL_SUFFIX};
+use super::{private, sync_dir, LocalDestination, IN_PROGRESS_SUFFIX, PARTIAL_SUFFIX};
 use crate::io_util::HashingWriter;
 use crate::store::{
-    object_path, JobKind, ObjectSink, ObjectStore, SetRef, StoreError, StoredObject, STAGING_DIR,
+    is_object_name, object_path, JobKind, ObjectInfo, ObjectSink, ObjectStore, SetRef, StoreError,
+    StoredObject, OBJECTS_DIR, STAGING_DIR,
 };
+use chrono::{DateTime, Utc};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
@@ -75,6 +77,98 @@ impl ObjectStore for LocalDestination {
         let path = self.root.join(object_path(sha256));
         let file = File::open(&path).map_err(StoreError::io("open gateway object", &path))?;
         Ok(Box::new(io::BufReader::with_capacity(256 << 10, file)))
+    }
+
+    fn for_each_object(
+        &self,
+        visit: &mut dyn FnMut(ObjectInfo) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let objects = self.root.join(OBJECTS_DIR);
+        let folders = match fs::read_dir(&objects) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(StoreError::io("list gateway objects in", &objects)(e)),
+        };
+        for folder in folders {
+            let folder = folder.map_err(StoreError::io("list gateway objects in", &objects))?;
+            let prefix = folder.file_name().to_string_lossy().into_owned();
+            // `.staging` and anything else that is not `ab/` is not ours to list
+            let is_fanout = prefix.len() == 2 && is_object_name(&format!("{prefix:0<64}"));
+            if !is_fanout || !folder.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let dir = folder.path();
+            for entry in
+                fs::read_dir(&dir).map_err(StoreError::io("list gateway objects in", &dir))?
+            {
+                let entry = entry.map_err(StoreError::io("list gateway objects in", &dir))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if !is_object_name(&name) || !name.starts_with(&prefix) {
+                    continue;
+                }
+                let meta = match entry.metadata() {
+                    Ok(meta) => meta,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => {
+                        return Err(StoreError::io("look up gateway object", entry.path())(e))
+                    }
+                };
+                if !meta.is_file() {
+                    continue;
+                }
+                visit(ObjectInfo {
+                    sha256: name,
+                    size: meta.len(),
+                    modified: meta.modified().ok().map(DateTime::<Utc>::from),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn gateway_writer(&self) -> Result<Option<String>, StoreError> {
+        let dir = self.job_dir(JobKind::Gateway);
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::io("list", &dir)(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(StoreError::io("list", &dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let run = name
+                .strip_prefix('.')
+                .and_then(|n| n.strip_suffix(IN_PROGRESS_SUFFIX))
+                .and_then(|run| run.parse().ok());
+            if let Some(run_id) = run {
+                let set = SetRef {
+                    job: JobKind::Gateway,
+                    run_id,
+                };
+                if self.is_being_written(&set) {
+                    return Ok(Some(set.to_string()));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn delete_objects(&self, sha256s: &[String]) -> Result<(), StoreError> {
+        let mut folders = std::collections::BTreeSet::new();
+        for sha256 in sha256s {
+            let path = self.root.join(object_path(sha256));
+            match fs::remove_file(&path) {
+                Ok(()) => {
+                    folders.insert(path.parent().map(PathBuf::from));
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(StoreError::io("delete gateway object", &path)(e)),
+            }
+        }
+        for dir in folders.into_iter().flatten() {
+            sync_dir(&dir)?;
+        }
+        Ok(())
     }
 }
 

@@ -33,6 +33,14 @@ pub struct Folder {
     pub objects: Vec<(String, Option<DateTime<Utc>>)>,
 }
 
+/// One key of a flat listing.
+#[derive(Debug, Clone)]
+pub struct ListedKey {
+    pub key: String,
+    pub size: u64,
+    pub last_modified: Option<DateTime<Utc>>,
+}
+
 /// An object being read.
 pub struct Object {
     pub body: ByteStream,
@@ -237,6 +245,39 @@ impl Bucket {
             match page.next_continuation_token() {
                 Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),
                 _ => return Ok(keys),
+            }
+        }
+    }
+
+    /// Every key under `prefix` with its size and last-modified time, page by page, handed to
+    /// `visit` (memory: one page); an error from `visit` stops the listing.
+    pub async fn for_each_key<E: From<S3Error>>(
+        &self,
+        prefix: &str,
+        mut visit: impl FnMut(ListedKey) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut token = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&*self.name)
+                .prefix(prefix)
+                .set_continuation_token(token.take())
+                .send()
+                .await
+                .map_err(|e| failed("list", &self.name, prefix, e))?;
+            for object in page.contents() {
+                let Some(key) = object.key() else { continue };
+                visit(ListedKey {
+                    key: key.to_owned(),
+                    size: object.size().unwrap_or_default().max(0) as u64,
+                    last_modified: to_chrono(object.last_modified()),
+                })?;
+            }
+            match page.next_continuation_token() {
+                Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),
+                _ => return Ok(()),
             }
         }
     }

@@ -9,7 +9,8 @@ use crate::store::{JobKind, RunId, SetRef, MANIFEST_NAME};
 mod writer;
 
 pub use writer::{
-    loose_upload_is_dead, writer_state, FoundMarker, Vantage, Writer, WriterMarker, HEARTBEAT_EVERY,
+    loose_upload_is_dead, writer_state, FoundMarker, Vantage, Writer, WriterMarker,
+    HEARTBEAT_EVERY, STALE_AFTER,
 };
 
 /// Size of the first parts of a multipart upload.

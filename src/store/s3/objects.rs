@@ -9,9 +9,13 @@
 //! sweep once the run's writer is dead. Existing addresses are never written again.
 
 use super::bucket::Bucket;
+use super::layout::STALE_AFTER;
 use super::{S3Destination, S3Error};
 use crate::runtime::block_on;
-use crate::store::{ObjectSink, ObjectStore, SetRef, StoreError, StoredObject};
+use crate::store::{
+    is_object_name, JobKind, ObjectInfo, ObjectSink, ObjectStore, SetRef, StoreError, StoredObject,
+    OBJECTS_DIR,
+};
 use aws_sdk_s3::types::CompletedPart;
 use sha2::{Digest, Sha256};
 use std::io::{self, Read, Write};
@@ -74,6 +78,47 @@ impl ObjectStore for S3Destination {
                 source: io::Error::from(io::ErrorKind::NotFound),
             }),
         }
+    }
+
+    fn for_each_object(
+        &self,
+        visit: &mut dyn FnMut(ObjectInfo) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let root = format!("{}{OBJECTS_DIR}/", self.keys.root());
+        block_on(self.bucket.for_each_key(&root, |listed| {
+            // `ab/<sha256>` only: staged objects (`.staging/...`) and strays are skipped
+            let Some((fanout, name)) = listed.key[root.len()..].split_once('/') else {
+                return Ok(());
+            };
+            if !is_object_name(name) || !name.starts_with(fanout) || fanout.len() != 2 {
+                return Ok(());
+            }
+            visit(ObjectInfo {
+                sha256: name.to_owned(),
+                size: listed.size,
+                modified: listed.last_modified,
+            })
+        }))
+    }
+
+    fn gateway_writer(&self) -> Result<Option<String>, StoreError> {
+        // a writer's marker is rewritten every minute while it works (the heartbeat); one not
+        // rewritten for STALE_AFTER is dead
+        let listing = block_on(
+            self.bucket
+                .list_folder(&self.keys.job_prefix(JobKind::Gateway)),
+        )?;
+        let now = chrono::Utc::now();
+        Ok(listing.objects.iter().find_map(|(key, modified)| {
+            let set = self.keys.set_of_marker(JobKind::Gateway, key)?;
+            let fresh = modified.is_none_or(|t| now - t <= STALE_AFTER);
+            fresh.then(|| set.to_string())
+        }))
+    }
+
+    fn delete_objects(&self, sha256s: &[String]) -> Result<(), StoreError> {
+        let keys = sha256s.iter().map(|s| self.keys.object(s)).collect();
+        Ok(block_on(self.bucket.delete_many(keys))?)
     }
 }
 
