@@ -50,15 +50,12 @@ fn help_explains_every_subcommand_with_an_example() {
 }
 
 #[test]
-fn a_subcommand_of_a_later_version_says_so_and_exits_2() {
-    // `run` is the daemon now (tests/daemon_*.rs) and every job exists; `prune` does not yet.
-    let r = run(&["prune", "--dry-run"]);
-    assert_eq!(r.code, 2);
-    assert!(
-        r.stderr.contains("not available in this version yet"),
-        "{}",
-        r.all()
-    );
+fn a_usage_error_names_the_bad_value_and_exits_2() {
+    let r = run(&["prune", "--dry-run", "--job", "nosuch"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("nosuch"), "{}", r.all());
+    let r = run(&["backup", "everything"]);
+    assert_eq!(r.code, 2, "{}", r.all());
 }
 
 #[test]

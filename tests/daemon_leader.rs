@@ -20,7 +20,7 @@ fn config(dir: &Path, name: &str, api: &str, prefix: &str) -> std::path::PathBuf
             "[etcd]\nendpoints = [\"{}\"]\napi = \"{api}\"\nprefix = \"{prefix}\"\n\
              [destination]\nurl = \"{}\"\n[volume]\npath = \"{}\"\n\
              [schedule]\nvolume = \"*/1 * * * * *\"\ngateway = \"\"\ndatabase = \"\"\netcd = \"\"\n\
-             [metrics]\nlisten = \"127.0.0.1:0\"\n",
+             [metrics]\nlisten = \"127.0.0.1:0\"\n[retention]\nkeep-last = 1000\n",
             endpoint(),
             file_url(&dir.join(name)),
             dir.join("store").display()

@@ -29,7 +29,7 @@ fn config_file(
             "[etcd]\nendpoints = [\"{etcd_url}\"]\napi = \"{api}\"\nprefix = \"{prefix}\"\n\
              [destination]\nurl = \"{}\"\n[volume]\npath = \"{}\"\n\
              [schedule]\nvolume = \"*/1 * * * * *\"\ngateway = \"\"\ndatabase = \"\"\netcd = \"\"\n\
-             [metrics]\nlisten = \"127.0.0.1:0\"\n",
+             [metrics]\nlisten = \"127.0.0.1:0\"\n[retention]\nkeep-last = 1000\n",
             file_url(dest),
             dir.join("store").display()
         ),

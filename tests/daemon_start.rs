@@ -110,7 +110,7 @@ fn without_etcd_the_daemon_runs_the_jobs_and_stays_idle_between_runs() {
         format!(
             "[destination]\nurl = \"{}\"\n[volume]\npath = \"{}\"\n[schedule]\n\
              volume = \"*/1 * * * * *\"\ngateway = \"\"\ndatabase = \"\"\netcd = \"\"\n\
-             [metrics]\nlisten = \"127.0.0.1:0\"\n",
+             [metrics]\nlisten = \"127.0.0.1:0\"\n[retention]\nkeep-last = 1000\n",
             file_url(&dest),
             tmp.path().join("store").display()
         ),

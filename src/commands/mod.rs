@@ -33,12 +33,6 @@ pub const EXIT_NOT_AVAILABLE: u8 = 2;
 /// Exit code of a run that kept its set with warnings that matter (e.g. an unreadable file).
 pub const EXIT_PARTIAL: u8 = 3;
 
-/// Says plainly that a subcommand arrives in a later version, and exits with code 2.
-pub fn not_available(what: &str) -> ExitCode {
-    eprintln!("deis-backup: {what} is not available in this version yet.");
-    ExitCode::from(EXIT_NOT_AVAILABLE)
-}
-
 /// Loads and validates the configuration for a command (etcd included when configured).
 pub fn load_settings(options: &LoadOptions) -> anyhow::Result<Settings> {
     let options = with_etcd_layer(options)?;
