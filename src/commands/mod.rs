@@ -24,7 +24,6 @@ pub use verify::verify;
 use crate::config::{self, LoadOptions, Settings};
 use crate::store::{self, Destination};
 use anyhow::Context;
-use std::process::ExitCode;
 
 /// Exit code of a run that failed.
 pub const EXIT_FAILURE: u8 = 1;
