@@ -353,3 +353,7 @@ pub fn record_unstarted(kind: JobKind, settings: &Settings, error: &str) {
     log_outcome(&outcome);
     super::status::publish(settings, &outcome);
 }
+
+#[cfg(test)]
+#[path = "harness_tests.rs"]
+mod tests;
