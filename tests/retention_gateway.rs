@@ -33,8 +33,9 @@ fn delete(bucket: &str, key: &str) {
     block_on(gateway().delete_object().bucket(bucket).key(key).send()).expect("delete");
 }
 
-/// `deis-backup ARGS...` for the test bed's gateway bucket and `destination`, keeping only the
-/// newest set, with no grace period for unreferenced objects.
+/// `deis-backup ARGS...` for the test bed's gateway bucket and `destination`. `prune` keeps
+/// only the newest set, with no grace period for unreferenced objects; other commands (whose
+/// runs prune too) keep the default policy, so that both backups stay until the prune.
 fn run(bucket: &str, destination: &str, args: &[&str]) -> Run {
     let mut cmd: Command = cli();
     cmd.env(
@@ -51,12 +52,14 @@ fn run(bucket: &str, destination: &str, args: &[&str]) -> Run {
     )
     .env("DEIS_BACKUP_GATEWAY__BUCKETS", bucket)
     .env("DEIS_BACKUP_DESTINATION__URL", destination)
-    .env("DEIS_BACKUP_RETENTION__KEEP_LAST", "1")
-    .env("DEIS_BACKUP_RETENTION__KEEP_DAILY", "0")
-    .env("DEIS_BACKUP_RETENTION__KEEP_WEEKLY", "0")
-    .env("DEIS_BACKUP_RETENTION__KEEP_MONTHLY", "0")
-    .env("DEIS_BACKUP_RETENTION__OBJECT_GRACE", "0s")
     .stdin(Stdio::null());
+    if args.first() == Some(&"prune") {
+        cmd.env("DEIS_BACKUP_RETENTION__KEEP_LAST", "1")
+            .env("DEIS_BACKUP_RETENTION__KEEP_DAILY", "0")
+            .env("DEIS_BACKUP_RETENTION__KEEP_WEEKLY", "0")
+            .env("DEIS_BACKUP_RETENTION__KEEP_MONTHLY", "0")
+            .env("DEIS_BACKUP_RETENTION__OBJECT_GRACE", "0s");
+    }
     if destination.starts_with("s3://") {
         cmd.env(
             "DEIS_BACKUP_DESTINATION__ENDPOINT",

@@ -39,6 +39,11 @@ pub enum GatewayJobError {
         "{count} object(s) could not be copied from the gateway, so no snapshot was written: {named}"
     )]
     ObjectsFailed { count: usize, named: String },
+    #[error(
+        "{count} object(s) this run found in the object store are gone (first: {first}): a \
+         prune collected them during the run; no snapshot was written, the next run copies them"
+    )]
+    ReusedObjectsGone { count: usize, first: String },
     #[error("cannot write {SNAPSHOT_ARTIFACT}")]
     WriteSnapshot(#[source] std::io::Error),
 }
@@ -143,6 +148,9 @@ fn run_gateway(run: &mut Run<'_>) -> Result<Backup, JobError> {
     };
     let mut warnings = Vec::new();
     let mut failures = Vec::new();
+    // objects this run found already stored and did not write: referenced, so far, only by
+    // older snapshots, which a prune may be collecting
+    let mut reused = Vec::new();
     let workers = settings.gateway.concurrency.max(1) as usize;
     for (bucket, actions) in plans {
         let results = parallel_map(actions, workers, |action| match action {
@@ -182,6 +190,9 @@ fn run_gateway(run: &mut Run<'_>) -> Result<Backup, JobError> {
                     stats.copied += 1;
                     stats.copied_bytes += record.size;
                     stats.deduplicated += u64::from(deduplicated);
+                    if deduplicated {
+                        reused.push(record.sha256.clone());
+                    }
                     objects.push(record);
                 }
                 Some(Copied::Vanished) => {
@@ -218,6 +229,7 @@ fn run_gateway(run: &mut Run<'_>) -> Result<Backup, JobError> {
         .into());
     }
 
+    check_reused(store, &reused)?;
     run.check_cancelled()?;
     let mut compressed = run.start_artifact(SNAPSHOT_ARTIFACT)?;
     serde_json::to_writer(&mut compressed, &snapshot)
@@ -249,6 +261,25 @@ fn run_gateway(run: &mut Run<'_>) -> Result<Backup, JobError> {
         warnings,
         stats: serde_json::to_value(&stats).expect("stats serialize"),
     })
+}
+
+/// Makes sure the objects this run reused are still stored before its snapshot references
+/// them: a prune running beside this run (another process) may have collected an object that
+/// only older, pruned snapshots referenced after this run found it. The run then fails (the
+/// next one copies the object again) instead of writing a snapshot with a hole.
+fn check_reused(store: &dyn crate::store::ObjectStore, reused: &[String]) -> Result<(), JobError> {
+    let missing: Vec<&String> = reused
+        .iter()
+        .filter(|sha| !matches!(store.object_size(sha), Ok(Some(_))))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(GatewayJobError::ReusedObjectsGone {
+        count: missing.len(),
+        first: missing[0].clone(),
+    }
+    .into())
 }
 
 /// The newest complete gateway snapshot, if one can be read (else every object is copied).
