@@ -82,7 +82,7 @@ pub fn run_gateway(settings: &Settings, dest: &dyn Destination) -> Result<Manife
             destination: dest.describe(),
         })?;
     let gateway =
-        block_on(GatewayClient::connect(&settings.gateway)).map_err(GatewayJobError::from)?;
+        block_on(GatewayClient::connect(&settings.gateway, &settings.timeouts)).map_err(GatewayJobError::from)?;
     tracing::info!(
         endpoint = gateway.endpoint(),
         signature = %gateway.signature(),

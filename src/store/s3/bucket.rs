@@ -2,7 +2,9 @@
 //! [`S3Error`]s naming the action and the object.
 
 use super::S3Error;
-use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use crate::s3::{describe_failure, status, S3Client};
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 use chrono::{DateTime, Utc};
@@ -12,7 +14,7 @@ use std::sync::Arc;
 /// A client bound to one bucket.
 #[derive(Clone)]
 pub struct Bucket {
-    client: aws_sdk_s3::Client,
+    s3: S3Client,
     name: Arc<str>,
 }
 
@@ -49,9 +51,10 @@ pub struct Upload {
 
 fn failed<E>(
     action: &'static str,
+    endpoint: &str,
     bucket: &str,
     key: &str,
-    err: SdkError<E, impl std::fmt::Debug>,
+    err: SdkError<E, HttpResponse>,
 ) -> S3Error
 where
     E: std::error::Error + Send + Sync + 'static,
@@ -60,12 +63,8 @@ where
         action,
         bucket: bucket.into(),
         key: key.into(),
-        detail: DisplayErrorContext(&err).to_string(),
+        detail: describe_failure(endpoint, &err),
     }
-}
-
-fn status<E>(err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Option<u16> {
-    err.raw_response().map(|r| r.status().as_u16())
 }
 
 fn to_chrono(t: Option<&aws_sdk_s3::primitives::DateTime>) -> Option<DateTime<Utc>> {
@@ -73,11 +72,16 @@ fn to_chrono(t: Option<&aws_sdk_s3::primitives::DateTime>) -> Option<DateTime<Ut
 }
 
 impl Bucket {
-    pub fn new(client: aws_sdk_s3::Client, name: &str) -> Self {
+    pub fn new(s3: S3Client, name: &str) -> Self {
         Self {
-            client,
+            s3,
             name: name.into(),
         }
+    }
+
+    /// The endpoint the bucket is reached at, for messages.
+    pub fn endpoint(&self) -> &str {
+        self.s3.endpoint()
     }
 
     pub fn name(&self) -> &str {
@@ -85,42 +89,48 @@ impl Bucket {
     }
 
     pub async fn head_bucket(&self) -> Result<BucketState, S3Error> {
-        match self.client.head_bucket().bucket(&*self.name).send().await {
+        match self.s3.sdk().head_bucket().bucket(&*self.name).send().await {
             Ok(_) => Ok(BucketState::Exists),
             Err(e) => match status(&e) {
                 Some(401 | 403) => Ok(BucketState::Forbidden),
                 Some(404) => Ok(BucketState::Missing),
-                _ => Err(failed("check bucket", &self.name, "", e)),
+                _ => Err(failed("check bucket", self.s3.endpoint(), &self.name, "", e)),
             },
         }
     }
 
     pub async fn create_bucket(&self) -> Result<(), S3Error> {
-        self.client
+        self.s3
+            .sdk()
             .create_bucket()
             .bucket(&*self.name)
             .send()
             .await
-            .map_err(|e| failed("create bucket", &self.name, "", e))?;
+            .map_err(|e| failed("create bucket", self.s3.endpoint(), &self.name, "", e))?;
         Ok(())
     }
 
     pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), S3Error> {
-        self.client
+        let len = bytes.len();
+        self.s3
+            .sdk()
             .put_object()
             .bucket(&*self.name)
             .key(key)
             .body(ByteStream::from(bytes))
+            .customize()
+            .config_override(self.s3.upload_override(len))
             .send()
             .await
-            .map_err(|e| failed("write", &self.name, key, e))?;
+            .map_err(|e| failed("write", self.s3.endpoint(), &self.name, key, e))?;
         Ok(())
     }
 
     /// Starts reading an object; `None` when it does not exist.
     pub async fn get(&self, key: &str) -> Result<Option<Object>, S3Error> {
         match self
-            .client
+            .s3
+            .sdk()
             .get_object()
             .bucket(&*self.name)
             .key(key)
@@ -133,7 +143,7 @@ impl Bucket {
             })),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
             Err(e) if status(&e) == Some(404) => Ok(None),
-            Err(e) => Err(failed("read", &self.name, key, e)),
+            Err(e) => Err(failed("read", self.s3.endpoint(), &self.name, key, e)),
         }
     }
 
@@ -159,7 +169,8 @@ impl Bucket {
 
     pub async fn exists(&self, key: &str) -> Result<bool, S3Error> {
         match self
-            .client
+            .s3
+            .sdk()
             .head_object()
             .bucket(&*self.name)
             .key(key)
@@ -168,18 +179,19 @@ impl Bucket {
         {
             Ok(_) => Ok(true),
             Err(e) if status(&e) == Some(404) => Ok(false),
-            Err(e) => Err(failed("look up", &self.name, key, e)),
+            Err(e) => Err(failed("look up", self.s3.endpoint(), &self.name, key, e)),
         }
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), S3Error> {
-        self.client
+        self.s3
+            .sdk()
             .delete_object()
             .bucket(&*self.name)
             .key(key)
             .send()
             .await
-            .map_err(|e| failed("delete", &self.name, key, e))?;
+            .map_err(|e| failed("delete", self.s3.endpoint(), &self.name, key, e))?;
         Ok(())
     }
 
@@ -189,7 +201,8 @@ impl Bucket {
         let mut token = None;
         loop {
             let page = self
-                .client
+                .s3
+                .sdk()
                 .list_objects_v2()
                 .bucket(&*self.name)
                 .prefix(prefix)
@@ -197,7 +210,7 @@ impl Bucket {
                 .set_continuation_token(token.take())
                 .send()
                 .await
-                .map_err(|e| failed("list", &self.name, prefix, e))?;
+                .map_err(|e| failed("list", self.s3.endpoint(), &self.name, prefix, e))?;
             folder.folders.extend(
                 page.common_prefixes()
                     .iter()
@@ -221,14 +234,15 @@ impl Bucket {
         let mut token = None;
         loop {
             let page = self
-                .client
+                .s3
+                .sdk()
                 .list_objects_v2()
                 .bucket(&*self.name)
                 .prefix(prefix)
                 .set_continuation_token(token.take())
                 .send()
                 .await
-                .map_err(|e| failed("list", &self.name, prefix, e))?;
+                .map_err(|e| failed("list", self.s3.endpoint(), &self.name, prefix, e))?;
             keys.extend(
                 page.contents()
                     .iter()
@@ -261,13 +275,14 @@ impl Bucket {
                     detail: e.to_string(),
                 })?;
             let out = self
-                .client
+                .s3
+                .sdk()
                 .delete_objects()
                 .bucket(&*self.name)
                 .delete(objects)
                 .send()
                 .await
-                .map_err(|e| failed("delete objects under", &self.name, &chunk[0], e))?;
+                .map_err(|e| failed("delete objects under", self.s3.endpoint(), &self.name, &chunk[0], e))?;
             if let Some(err) = out.errors().first() {
                 return Err(S3Error::Request {
                     action: "delete",
@@ -290,7 +305,8 @@ impl Bucket {
         let (mut key_marker, mut id_marker) = (None, None);
         loop {
             let page = self
-                .client
+                .s3
+                .sdk()
                 .list_multipart_uploads()
                 .bucket(&*self.name)
                 .prefix(prefix)
@@ -298,7 +314,7 @@ impl Bucket {
                 .set_upload_id_marker(id_marker.take())
                 .send()
                 .await
-                .map_err(|e| failed("list multipart uploads under", &self.name, prefix, e))?;
+                .map_err(|e| failed("list multipart uploads under", self.s3.endpoint(), &self.name, prefix, e))?;
             uploads.extend(page.uploads().iter().filter_map(|u| {
                 Some(Upload {
                     key: u.key()?.to_owned(),
@@ -319,13 +335,14 @@ impl Bucket {
 
     pub async fn create_upload(&self, key: &str) -> Result<String, S3Error> {
         let out = self
-            .client
+            .s3
+            .sdk()
             .create_multipart_upload()
             .bucket(&*self.name)
             .key(key)
             .send()
             .await
-            .map_err(|e| failed("start a multipart upload of", &self.name, key, e))?;
+            .map_err(|e| failed("start a multipart upload of", self.s3.endpoint(), &self.name, key, e))?;
         out.upload_id.ok_or_else(|| S3Error::Request {
             action: "start a multipart upload of",
             bucket: self.name.to_string(),
@@ -342,20 +359,28 @@ impl Bucket {
         part_number: i32,
         body: Vec<u8>,
     ) -> impl Future<Output = Result<CompletedPart, S3Error>> + Send + 'static {
+        let len = body.len();
         let request = self
-            .client
+            .s3
+            .sdk()
             .upload_part()
             .bucket(&*self.name)
             .key(key)
             .upload_id(upload_id)
             .part_number(part_number)
-            .body(ByteStream::from(body));
-        let (bucket, key) = (self.name.to_string(), key.to_owned());
+            .body(ByteStream::from(body))
+            .customize()
+            .config_override(self.s3.upload_override(len));
+        let (endpoint, bucket, key) = (
+            self.s3.endpoint().to_owned(),
+            self.name.to_string(),
+            key.to_owned(),
+        );
         async move {
             let out = request
                 .send()
                 .await
-                .map_err(|e| failed("upload a part of", &bucket, &key, e))?;
+                .map_err(|e| failed("upload a part of", &endpoint, &bucket, &key, e))?;
             Ok(CompletedPart::builder()
                 .set_e_tag(out.e_tag)
                 .part_number(part_number)
@@ -369,7 +394,8 @@ impl Bucket {
         upload_id: &str,
         parts: Vec<CompletedPart>,
     ) -> Result<(), S3Error> {
-        self.client
+        self.s3
+            .sdk()
             .complete_multipart_upload()
             .bucket(&*self.name)
             .key(key)
@@ -381,26 +407,28 @@ impl Bucket {
             )
             .send()
             .await
-            .map_err(|e| failed("complete the multipart upload of", &self.name, key, e))?;
+            .map_err(|e| failed("complete the multipart upload of", self.s3.endpoint(), &self.name, key, e))?;
         Ok(())
     }
 
     pub async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<(), S3Error> {
-        self.client
+        self.s3
+            .sdk()
             .abort_multipart_upload()
             .bucket(&*self.name)
             .key(key)
             .upload_id(upload_id)
             .send()
             .await
-            .map_err(|e| failed("abort the multipart upload of", &self.name, key, e))?;
+            .map_err(|e| failed("abort the multipart upload of", self.s3.endpoint(), &self.name, key, e))?;
         Ok(())
     }
 
     /// The size of an object, `None` when it does not exist.
     pub async fn size_of(&self, key: &str) -> Result<Option<u64>, S3Error> {
         match self
-            .client
+            .s3
+            .sdk()
             .head_object()
             .bucket(&*self.name)
             .key(key)
@@ -409,7 +437,7 @@ impl Bucket {
         {
             Ok(out) => Ok(Some(out.content_length().unwrap_or_default().max(0) as u64)),
             Err(e) if status(&e) == Some(404) => Ok(None),
-            Err(e) => Err(failed("look up", &self.name, key, e)),
+            Err(e) => Err(failed("look up", self.s3.endpoint(), &self.name, key, e)),
         }
     }
 
@@ -426,14 +454,15 @@ impl Bucket {
             self.name,
             percent_encoding::utf8_percent_encode(from, KEEP)
         );
-        self.client
+        self.s3
+            .sdk()
             .copy_object()
             .bucket(&*self.name)
             .key(to)
             .copy_source(source)
             .send()
             .await
-            .map_err(|e| failed("copy into", &self.name, to, e))?;
+            .map_err(|e| failed("copy into", self.s3.endpoint(), &self.name, to, e))?;
         Ok(())
     }
 }
