@@ -4,12 +4,19 @@
 //! The client connects lazily on first use (honouring `DOCKER_HOST`, default
 //! `unix:///var/run/docker.sock`), negotiates the API version with the engine (Deis v1 hosts
 //! run old engines), and retries a few times while the engine does not answer.
+//!
+//! Deadlines: every API call (connect, inspect, create and start an exec) must be answered
+//! within `timeouts.request`. An exec's output stream has no overall deadline (a dump may
+//! rightly take hours; bollard's own timeout covers only a response's headers); instead
+//! [`next_output`] fails when the stream stays silent for an idle timeout.
 
+use crate::config::TimeoutSettings;
 use bollard::container::LogOutput;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::Docker;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
+use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 use tokio::io::AsyncWrite;
@@ -47,13 +54,25 @@ pub enum DockerError {
     },
     #[error("the exec in container {container} did not report an exit code within {seconds} s")]
     NoExitCode { container: String, seconds: u64 },
+    #[error("the Docker engine at {host} did not answer within {seconds} s to {action} (container {container}); check that dockerd is responsive (`docker info`)")]
+    Timeout {
+        host: String,
+        action: &'static str,
+        container: String,
+        seconds: u64,
+    },
 }
 
 /// A Docker engine client that connects on first use.
 pub struct DockerClient {
     host: String,
     client: OnceCell<Docker>,
+    /// The deadline of one API call.
+    request: Duration,
 }
+
+/// An exec's output frames.
+pub type ExecOutput = Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>;
 
 impl Default for DockerClient {
     fn default() -> Self {
@@ -80,7 +99,7 @@ pub struct ExecSpec {
 /// The byte streams of a started exec (no TTY: stdout and stderr arrive separately).
 pub struct ExecSession {
     pub id: String,
-    pub output: Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>,
+    pub output: ExecOutput,
     pub input: Pin<Box<dyn AsyncWrite + Send>>,
 }
 
@@ -100,7 +119,33 @@ impl DockerClient {
         Self {
             host,
             client: OnceCell::new(),
+            request: TimeoutSettings::default().request.get(),
         }
+    }
+
+    /// The same client with every API call bounded by `timeouts.request`.
+    pub fn with_timeouts(mut self, timeouts: &TimeoutSettings) -> Self {
+        self.request = timeouts.request.get();
+        self
+    }
+
+    /// `call` within the request deadline.
+    async fn bounded<T>(
+        &self,
+        action: &'static str,
+        container: &str,
+        call: impl Future<Output = Result<T, DockerError>>,
+    ) -> Result<T, DockerError> {
+        tokio::time::timeout(self.request, call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(DockerError::Timeout {
+                    host: self.host.clone(),
+                    action,
+                    container: container.into(),
+                    seconds: self.request.as_secs_f64().ceil() as u64,
+                })
+            })
     }
 
     /// The engine address, for messages.
@@ -122,11 +167,13 @@ impl DockerClient {
         }
         let mut attempt = 1;
         loop {
-            let docker = Docker::connect_with_unix(&self.host, 120, bollard::API_DEFAULT_VERSION)
-                .map_err(|source| DockerError::NotAnswering {
-                host: self.host.clone(),
-                source,
-            })?;
+            let seconds = self.request.as_secs().max(1);
+            let docker =
+                Docker::connect_with_unix(&self.host, seconds, bollard::API_DEFAULT_VERSION)
+                    .map_err(|source| DockerError::NotAnswering {
+                        host: self.host.clone(),
+                        source,
+                    })?;
             match docker.negotiate_version().await {
                 Ok(docker) => return Ok(docker),
                 Err(source) if attempt >= CONNECT_ATTEMPTS => {
@@ -149,21 +196,21 @@ impl DockerClient {
         &self,
         container: &str,
     ) -> Result<RunningContainer, DockerError> {
-        let docker = self.client().await?;
-        let info =
-            docker
-                .inspect_container(container, None)
-                .await
-                .map_err(|source| match source {
-                    bollard::errors::Error::DockerResponseServerError {
-                        status_code: 404, ..
-                    } => DockerError::ContainerMissing(container.into()),
-                    source => DockerError::Engine {
-                        action: "inspect the container",
-                        container: container.into(),
-                        source,
-                    },
-                })?;
+        let docker = self.bounded("connect", container, self.client()).await?;
+        let inspect = async { Ok(docker.inspect_container(container, None).await) };
+        let info = self
+            .bounded("inspect the container", container, inspect)
+            .await?
+            .map_err(|source| match source {
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                } => DockerError::ContainerMissing(container.into()),
+                source => DockerError::Engine {
+                    action: "inspect the container",
+                    container: container.into(),
+                    source,
+                },
+            })?;
         let state = info.state.unwrap_or_default();
         if state.running != Some(true) {
             let status = state
@@ -188,7 +235,7 @@ impl DockerClient {
         container: &str,
         spec: &ExecSpec,
     ) -> Result<ExecSession, DockerError> {
-        let docker = self.client().await?;
+        let docker = self.bounded("connect", container, self.client()).await?;
         let engine = |action| {
             move |source| DockerError::Engine {
                 action,
@@ -196,32 +243,37 @@ impl DockerClient {
                 source,
             }
         };
-        let created = docker
-            .create_exec(
-                container,
-                CreateExecOptions::<String> {
-                    cmd: Some(spec.cmd.clone()),
-                    user: spec.user.clone(),
-                    attach_stdin: Some(spec.attach_stdin),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    tty: Some(false),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(engine("create an exec"))?;
-        let started = docker
-            .start_exec(
-                &created.id,
-                Some(StartExecOptions {
-                    detach: false,
-                    tty: false,
-                    output_capacity: Some(256 << 10),
-                }),
-            )
-            .await
-            .map_err(engine("start an exec"))?;
+        let create = docker.create_exec(
+            container,
+            CreateExecOptions::<String> {
+                cmd: Some(spec.cmd.clone()),
+                user: spec.user.clone(),
+                attach_stdin: Some(spec.attach_stdin),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                tty: Some(false),
+                ..Default::default()
+            },
+        );
+        let created = self
+            .bounded("create an exec", container, async {
+                create.await.map_err(engine("create an exec"))
+            })
+            .await?;
+        // bounded until the stream is attached; reading it is not (see `next_output`)
+        let start = docker.start_exec(
+            &created.id,
+            Some(StartExecOptions {
+                detach: false,
+                tty: false,
+                output_capacity: Some(256 << 10),
+            }),
+        );
+        let started = self
+            .bounded("start an exec", container, async {
+                start.await.map_err(engine("start an exec"))
+            })
+            .await?;
         match started {
             StartExecResults::Attached { output, input } => Ok(ExecSession {
                 id: created.id,
@@ -234,10 +286,10 @@ impl DockerClient {
 
     /// The exit code of a finished exec; waits (polling) while the engine still reports it running.
     pub async fn exit_code(&self, container: &str, exec_id: &str) -> Result<i64, DockerError> {
-        let docker = self.client().await?;
+        let docker = self.bounded("connect", container, self.client()).await?;
         let deadline = tokio::time::Instant::now() + EXIT_CODE_WAIT;
         loop {
-            let info =
+            let inspect = async {
                 docker
                     .inspect_exec(exec_id)
                     .await
@@ -245,7 +297,9 @@ impl DockerClient {
                         action: "inspect an exec",
                         container: container.into(),
                         source,
-                    })?;
+                    })
+            };
+            let info = self.bounded("inspect an exec", container, inspect).await?;
             if info.running != Some(true) {
                 if let Some(code) = info.exit_code {
                     return Ok(code);
@@ -324,10 +378,25 @@ pub fn describe_command(spec: &ExecSpec) -> String {
     }
 }
 
+/// The exec's output stayed silent for longer than allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Silent;
+
+/// The next frame of an exec's output (`None` at its end), or [`Silent`] when nothing at all
+/// (not even stderr) comes within `idle`.
+pub async fn next_output(
+    output: &mut ExecOutput,
+    idle: Duration,
+) -> Result<Option<Result<LogOutput, bollard::errors::Error>>, Silent> {
+    tokio::time::timeout(idle, output.next())
+        .await
+        .map_err(|_| Silent)
+}
+
 /// Drains an exec's remaining output into `stderr` (stdout discarded), for commands whose
 /// stdout is not wanted.
 pub async fn drain_output(
-    output: &mut Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>,
+    output: &mut ExecOutput,
     stdout: &mut BoundedCapture,
     stderr: &mut BoundedCapture,
 ) -> Result<(), String> {
@@ -368,10 +437,23 @@ mod tests {
     }
 
     #[test]
+    fn a_silent_output_stream_ends_at_the_idle_timeout() {
+        let mut silent: ExecOutput = Box::pin(futures_util::stream::pending());
+        let started = std::time::Instant::now();
+        let got = crate::runtime::block_on(next_output(&mut silent, Duration::from_millis(50)));
+        assert_eq!(got.err(), Some(Silent));
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let mut done: ExecOutput = Box::pin(futures_util::stream::empty());
+        let got = crate::runtime::block_on(next_output(&mut done, Duration::from_secs(5)));
+        assert!(matches!(got, Ok(None)));
+    }
+
+    #[test]
     fn a_missing_socket_is_named() {
         let client = DockerClient {
             host: "unix:///nonexistent/docker.sock".into(),
             client: OnceCell::new(),
+            request: Duration::from_secs(1),
         };
         let e = crate::runtime::block_on(client.running_container("x")).unwrap_err();
         assert!(matches!(e, DockerError::SocketMissing(_)));

@@ -9,16 +9,12 @@ mod config_read;
 mod v2;
 mod v3;
 
-use crate::config::{EtcdApi, EtcdSettings};
+use crate::config::{EtcdApi, EtcdSettings, TimeoutSettings};
 use std::fmt;
-use std::time::Duration;
 
 pub use config_read::{config_prefixes, read_config, ConfigRead};
 pub use v2::V2Client;
 pub use v3::V3Client;
-
-/// How long one request may take before the next endpoint is tried.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One key (or v2 directory) as read from etcd.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,18 +120,28 @@ pub enum EtcdClient {
 }
 
 impl EtcdClient {
-    /// Connects as `settings.api` says; `auto` asks the server (see [`detect`]).
+    /// Connects as `settings.api` says, with the default deadlines (see [`Self::connect_with`]).
     pub async fn connect(settings: &EtcdSettings) -> Result<Self, EtcdError> {
+        Self::connect_with(settings, &TimeoutSettings::default()).await
+    }
+
+    /// Connects as `settings.api` says; `auto` asks the server (see [`detect`]). Connections
+    /// must be made within `timeouts.connect` and each call answered within
+    /// `timeouts.request` (watches excepted: they wait for events as long as it takes).
+    pub async fn connect_with(
+        settings: &EtcdSettings,
+        timeouts: &TimeoutSettings,
+    ) -> Result<Self, EtcdError> {
         let endpoints = &settings.endpoints;
         if endpoints.is_empty() {
             return Err(EtcdError::NoEndpoints);
         }
         match settings.api {
-            EtcdApi::V2 => Ok(EtcdClient::V2(V2Client::new(endpoints))),
+            EtcdApi::V2 => Ok(EtcdClient::V2(V2Client::new(endpoints, timeouts))),
             EtcdApi::V3 => Ok(EtcdClient::V3(Box::new(
-                V3Client::connect(endpoints).await?,
+                V3Client::connect(endpoints, timeouts).await?,
             ))),
-            EtcdApi::Auto => detect(endpoints, &settings.prefix).await,
+            EtcdApi::Auto => detect(endpoints, &settings.prefix, timeouts).await,
         }
     }
 
@@ -230,9 +236,13 @@ impl Watch {
 /// `auto`: v3 when the server speaks it and holds keys under `prefix` there; otherwise v2 when
 /// the server answers `GET /v2/keys` (etcd2, or etcd3 with `--enable-v2`); otherwise v3.
 /// (etcd3 keeps the v2 and v3 keyspaces apart, so the API that holds the data wins.)
-pub async fn detect(endpoints: &[String], prefix: &str) -> Result<EtcdClient, EtcdError> {
-    let v2 = V2Client::new(endpoints);
-    let v3 = match V3Client::connect(endpoints).await {
+pub async fn detect(
+    endpoints: &[String],
+    prefix: &str,
+    timeouts: &TimeoutSettings,
+) -> Result<EtcdClient, EtcdError> {
+    let v2 = V2Client::new(endpoints, timeouts);
+    let v3 = match V3Client::connect(endpoints, timeouts).await {
         Ok(c) if c.status().await.is_ok() => Some(c),
         _ => None,
     };

@@ -7,12 +7,13 @@
 
 use super::{complete_set, start_artifact, JobError, DATABASE_ARTIFACT};
 use crate::config::{DatabaseSettings, ExecMode, Settings};
-use crate::docker::{classify, BoundedCapture, DockerClient, DockerError, ExecChunk, ExecSpec};
+use crate::docker::{
+    classify, next_output, BoundedCapture, DockerClient, DockerError, ExecChunk, ExecSpec,
+};
 use crate::runtime::{block_on, runtime};
 use crate::store::{Destination, JobKind, Manifest, RunId, SetRef};
 use bytes::Bytes;
 use chrono::Utc;
-use futures_util::StreamExt;
 use serde::Serialize;
 use std::io::{self, Write};
 
@@ -224,7 +225,7 @@ pub fn run_database(settings: &Settings, dest: &dyn Destination) -> Result<Manif
     let container = db.container.clone();
     let span = tracing::info_span!("backup", job = "database", set = %set.run_id);
     let _entered = span.enter();
-    let docker = DockerClient::from_env();
+    let docker = DockerClient::from_env().with_timeouts(&settings.timeouts);
     block_on(docker.running_container(&container)).map_err(DatabaseError::from)?;
     let spec = dump_command(db);
     let command = crate::docker::describe_command(&spec);
@@ -237,9 +238,18 @@ pub fn run_database(settings: &Settings, dest: &dyn Destination) -> Result<Manif
     let exec_id = session.id.clone();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
     let mut output = session.output;
+    let idle = settings.timeouts.database_idle;
     let reader = runtime().spawn(async move {
         let mut stderr = BoundedCapture::new(STDERR_LIMIT);
-        while let Some(frame) = output.next().await {
+        let silent = |stderr: &BoundedCapture| {
+            let detail =
+                format!("no output for {idle} (timeouts.database-idle); is it waiting on a lock?");
+            (detail, stderr.clone())
+        };
+        while let Some(frame) = next_output(&mut output, idle.get())
+            .await
+            .map_err(|_| silent(&stderr))?
+        {
             let frame = frame.map_err(|e| {
                 (
                     format!("reading the exec's output failed: {e}"),

@@ -142,7 +142,7 @@ pub fn run_etcd(settings: &Settings, dest: &dyn Destination) -> Result<Manifest,
         source,
     };
     let (api, listing) = block_on(async {
-        let client = EtcdClient::connect(&settings.etcd).await?;
+        let client = EtcdClient::connect_with(&settings.etcd, &settings.timeouts).await?;
         let listing = client.get_prefix(&prefix).await?;
         Ok::<_, EtcdError>((client.api(), listing))
     })

@@ -41,6 +41,9 @@ mod tests {
         let err: SdkError<HeadBucketError, HttpResponse> =
             SdkError::timeout_error(std::io::Error::other("3s"));
         let text = describe_failure("http://127.0.0.1:9", &err);
-        assert!(text.starts_with("http://127.0.0.1:9 did not answer in time"), "{text}");
+        assert!(
+            text.starts_with("http://127.0.0.1:9 did not answer in time"),
+            "{text}"
+        );
     }
 }

@@ -81,8 +81,11 @@ pub fn run_gateway(settings: &Settings, dest: &dyn Destination) -> Result<Manife
         .ok_or_else(|| GatewayJobError::NoObjectStore {
             destination: dest.describe(),
         })?;
-    let gateway =
-        block_on(GatewayClient::connect(&settings.gateway, &settings.timeouts)).map_err(GatewayJobError::from)?;
+    let gateway = block_on(GatewayClient::connect(
+        &settings.gateway,
+        &settings.timeouts,
+    ))
+    .map_err(GatewayJobError::from)?;
     tracing::info!(
         endpoint = gateway.endpoint(),
         signature = %gateway.signature(),

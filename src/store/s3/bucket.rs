@@ -79,11 +79,6 @@ impl Bucket {
         }
     }
 
-    /// The endpoint the bucket is reached at, for messages.
-    pub fn endpoint(&self) -> &str {
-        self.s3.endpoint()
-    }
-
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -94,7 +89,13 @@ impl Bucket {
             Err(e) => match status(&e) {
                 Some(401 | 403) => Ok(BucketState::Forbidden),
                 Some(404) => Ok(BucketState::Missing),
-                _ => Err(failed("check bucket", self.s3.endpoint(), &self.name, "", e)),
+                _ => Err(failed(
+                    "check bucket",
+                    self.s3.endpoint(),
+                    &self.name,
+                    "",
+                    e,
+                )),
             },
         }
     }
@@ -282,7 +283,15 @@ impl Bucket {
                 .delete(objects)
                 .send()
                 .await
-                .map_err(|e| failed("delete objects under", self.s3.endpoint(), &self.name, &chunk[0], e))?;
+                .map_err(|e| {
+                    failed(
+                        "delete objects under",
+                        self.s3.endpoint(),
+                        &self.name,
+                        &chunk[0],
+                        e,
+                    )
+                })?;
             if let Some(err) = out.errors().first() {
                 return Err(S3Error::Request {
                     action: "delete",
@@ -314,7 +323,15 @@ impl Bucket {
                 .set_upload_id_marker(id_marker.take())
                 .send()
                 .await
-                .map_err(|e| failed("list multipart uploads under", self.s3.endpoint(), &self.name, prefix, e))?;
+                .map_err(|e| {
+                    failed(
+                        "list multipart uploads under",
+                        self.s3.endpoint(),
+                        &self.name,
+                        prefix,
+                        e,
+                    )
+                })?;
             uploads.extend(page.uploads().iter().filter_map(|u| {
                 Some(Upload {
                     key: u.key()?.to_owned(),
@@ -342,7 +359,15 @@ impl Bucket {
             .key(key)
             .send()
             .await
-            .map_err(|e| failed("start a multipart upload of", self.s3.endpoint(), &self.name, key, e))?;
+            .map_err(|e| {
+                failed(
+                    "start a multipart upload of",
+                    self.s3.endpoint(),
+                    &self.name,
+                    key,
+                    e,
+                )
+            })?;
         out.upload_id.ok_or_else(|| S3Error::Request {
             action: "start a multipart upload of",
             bucket: self.name.to_string(),
@@ -407,7 +432,15 @@ impl Bucket {
             )
             .send()
             .await
-            .map_err(|e| failed("complete the multipart upload of", self.s3.endpoint(), &self.name, key, e))?;
+            .map_err(|e| {
+                failed(
+                    "complete the multipart upload of",
+                    self.s3.endpoint(),
+                    &self.name,
+                    key,
+                    e,
+                )
+            })?;
         Ok(())
     }
 
@@ -420,7 +453,15 @@ impl Bucket {
             .upload_id(upload_id)
             .send()
             .await
-            .map_err(|e| failed("abort the multipart upload of", self.s3.endpoint(), &self.name, key, e))?;
+            .map_err(|e| {
+                failed(
+                    "abort the multipart upload of",
+                    self.s3.endpoint(),
+                    &self.name,
+                    key,
+                    e,
+                )
+            })?;
         Ok(())
     }
 
