@@ -42,6 +42,7 @@ fn timed(env: &[(&str, String)], args: &[&str]) -> (Run, Duration) {
 /// Asserts a failed run, within [`BOUND`], whose output names `service`.
 #[track_caller]
 fn assert_failed_naming(run: &Run, took: Duration, service: &str) {
+    eprintln!("failed after {took:?}:\n{}", run.stderr.trim_end());
     assert_ne!(run.code, 0, "the run should fail:\n{}", run.all());
     assert!(
         took < BOUND,

@@ -41,8 +41,9 @@ pub enum GatewayError {
         /// A 5xx, timeout or connection error: worth retrying.
         transient: bool,
     },
-    #[error("cannot read s3://{bucket}/{key} from the gateway")]
+    #[error("cannot read s3://{bucket}/{key} from the gateway at {endpoint}")]
     Body {
+        endpoint: String,
         bucket: String,
         key: String,
         #[source]

@@ -107,6 +107,7 @@ fn attempt_copy(
     let mut got = 0u64;
     while let Some(chunk) = block_on(object.body.next()) {
         let chunk = chunk.map_err(|source| GatewayError::Body {
+            endpoint: gateway.endpoint().to_owned(),
             bucket: bucket.into(),
             key: listed.key.clone(),
             source,

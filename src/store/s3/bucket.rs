@@ -37,8 +37,14 @@ pub struct Folder {
 
 /// An object being read.
 pub struct Object {
-    pub body: ByteStream,
+    pub body: ObjectBody,
     pub last_modified: Option<DateTime<Utc>>,
+}
+
+/// The body of a GetObject, with the endpoint it streams from (errors name it).
+pub struct ObjectBody {
+    pub stream: ByteStream,
+    pub endpoint: String,
 }
 
 /// An open multipart upload.
@@ -140,7 +146,10 @@ impl Bucket {
         {
             Ok(out) => Ok(Some(Object {
                 last_modified: to_chrono(out.last_modified()),
-                body: out.body,
+                body: ObjectBody {
+                    stream: out.body,
+                    endpoint: self.s3.endpoint().to_owned(),
+                },
             })),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
             Err(e) if status(&e) == Some(404) => Ok(None),
@@ -156,11 +165,13 @@ impl Bucket {
         let Some(object) = self.get(key).await? else {
             return Ok(None);
         };
-        let bytes = object
-            .body
+        let body = object.body;
+        let bytes = body
+            .stream
             .collect()
             .await
             .map_err(|source| S3Error::Body {
+                endpoint: body.endpoint,
                 bucket: self.name.to_string(),
                 key: key.into(),
                 source,

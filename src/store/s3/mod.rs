@@ -48,8 +48,9 @@ pub enum S3Error {
         /// The SDK error with its whole chain rendered (code, message, request id).
         detail: String,
     },
-    #[error("cannot read s3://{bucket}/{key} from the destination")]
+    #[error("cannot read s3://{bucket}/{key} from the destination at {endpoint}")]
     Body {
+        endpoint: String,
         bucket: String,
         key: String,
         #[source]
