@@ -4,6 +4,7 @@
 use super::sigv2::SigV2Interceptor;
 use super::{GatewayError, SignatureVersion};
 use crate::config::{GatewaySettings, Secret, TimeoutSettings};
+use crate::error_chain::error_chain;
 use crate::s3::{describe_failure, status, ClientSpec, S3Client};
 use aws_sdk_s3::config::SharedInterceptor;
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
@@ -39,17 +40,6 @@ pub struct GatewayClient {
 /// `"abc"` -> `abc`.
 fn unquote(etag: &str) -> String {
     etag.trim_matches('"').to_string()
-}
-
-/// Timeouts, connection failures, cut responses, 5xx and 429 are worth another attempt (the
-/// SDK has made its own already; this tells the callers that stream whether to start over).
-fn transient<E>(err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> bool {
-    match err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
-        }
-        _ => status(err).is_some_and(|s| s >= 500 || s == 429),
-    }
 }
 
 fn build(
@@ -116,7 +106,7 @@ impl GatewayClient {
                 Err(e) => {
                     return Err(GatewayError::Unreachable {
                         endpoint: client.endpoint().to_owned(),
-                        detail: DisplayErrorContext(&e).to_string(),
+                        detail: error_chain(&e),
                     })
                 }
             }
@@ -154,7 +144,6 @@ impl GatewayClient {
             action,
             bucket: bucket.into(),
             key: key.into(),
-            transient: transient(&err),
             detail: describe_failure(self.endpoint(), &err),
         }
     }
@@ -335,7 +324,6 @@ impl GatewayClient {
             bucket: bucket.into(),
             key: key.into(),
             detail: "the response has no upload id".into(),
-            transient: false,
         })
     }
 

@@ -1,6 +1,7 @@
 //! Turning an SDK failure into one line that says which endpoint failed and how: no answer in
 //! time, no connection, a broken answer, or what the service answered.
 
+use crate::error_chain::error_chain;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 
@@ -9,8 +10,8 @@ pub fn status<E>(err: &SdkError<E, HttpResponse>) -> Option<u16> {
     err.raw_response().map(|r| r.status().as_u16())
 }
 
-/// `http://host:port did not answer in time (after 3 attempts): <SDK error chain>`, and the
-/// like. The SDK error chain carries the service's code, message and request id.
+/// `http://host:port did not answer in time: <its causes>`, and the like. An answer from
+/// the service is rendered with the SDK's full context (code, message, request id).
 pub fn describe_failure<E>(endpoint: &str, err: &SdkError<E, HttpResponse>) -> String
 where
     E: std::error::Error + Send + Sync + 'static,
@@ -23,7 +24,11 @@ where
         SdkError::ServiceError(_) => "refused",
         _ => "failed",
     };
-    format!("{endpoint} {what}: {}", DisplayErrorContext(err))
+    let detail = match err {
+        SdkError::ServiceError(_) => DisplayErrorContext(err).to_string(),
+        _ => error_chain(err),
+    };
+    format!("{endpoint} {what}: {detail}")
 }
 
 #[cfg(test)]
