@@ -11,10 +11,23 @@ mod v3;
 
 use crate::config::{EtcdApi, EtcdSettings, TimeoutSettings};
 use std::fmt;
+use std::time::Duration;
 
 pub use config_read::{config_prefixes, read_config, ConfigRead};
 pub use v2::V2Client;
 pub use v3::V3Client;
+
+/// The most one etcd call (or connection) may take, whatever `timeouts` allow: etcd calls
+/// are small, and the daemon's 15 s leader lease must be refreshed or given up in time.
+pub const CALL_CAP: Duration = Duration::from_secs(5);
+
+/// The connect and per-call deadlines of an etcd client: `timeouts`, capped at [`CALL_CAP`].
+fn deadlines(timeouts: &TimeoutSettings) -> (Duration, Duration) {
+    (
+        timeouts.connect.get().min(CALL_CAP),
+        timeouts.request.get().min(CALL_CAP),
+    )
+}
 
 /// One key (or v2 directory) as read from etcd.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,14 +133,16 @@ pub enum EtcdClient {
 }
 
 impl EtcdClient {
-    /// Connects as `settings.api` says, with the default deadlines (see [`Self::connect_with`]).
+    /// Connects as `settings.api` says, with the default deadlines: [`CALL_CAP`] to connect
+    /// and per call (see [`Self::connect_with`]).
     pub async fn connect(settings: &EtcdSettings) -> Result<Self, EtcdError> {
         Self::connect_with(settings, &TimeoutSettings::default()).await
     }
 
     /// Connects as `settings.api` says; `auto` asks the server (see [`detect`]). Connections
     /// must be made within `timeouts.connect` and each call answered within
-    /// `timeouts.request` (watches excepted: they wait for events as long as it takes).
+    /// `timeouts.request`, both capped at [`CALL_CAP`] (watches excepted: they wait for
+    /// events as long as it takes).
     pub async fn connect_with(
         settings: &EtcdSettings,
         timeouts: &TimeoutSettings,
@@ -293,6 +308,20 @@ mod tests {
         };
         let text = e.to_string();
         assert!(text.contains("http://10.0.0.1:4001") && text.contains("/deis/backup"));
+    }
+
+    #[test]
+    fn etcd_deadlines_follow_the_settings_up_to_the_cap() {
+        let small = TimeoutSettings {
+            connect: crate::config::ConfigDuration::secs(2),
+            request: crate::config::ConfigDuration::secs(3),
+            ..TimeoutSettings::default()
+        };
+        assert_eq!(
+            deadlines(&small),
+            (Duration::from_secs(2), Duration::from_secs(3))
+        );
+        assert_eq!(deadlines(&TimeoutSettings::default()), (CALL_CAP, CALL_CAP));
     }
 
     #[test]

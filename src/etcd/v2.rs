@@ -1,6 +1,6 @@
 //! The etcd v2 HTTP keys API (`/v2/keys/...`), as Deis v1's etcd2 speaks it.
 
-use super::{join_endpoints, EtcdError, Lease, Listing, Node, WatchEvent};
+use super::{deadlines, join_endpoints, EtcdError, Lease, Listing, Node, WatchEvent};
 use crate::config::TimeoutSettings;
 use crate::error_chain::error_chain;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -72,10 +72,12 @@ struct Reply {
 
 impl V2Client {
     /// A client of `endpoints` (URLs such as `http://127.0.0.1:4001`): connections must be
-    /// made within `timeouts.connect`, each request answered within `timeouts.request`.
+    /// made within `timeouts.connect`, each request answered within `timeouts.request` (both
+    /// capped at [`super::CALL_CAP`]).
     pub fn new(endpoints: &[String], timeouts: &TimeoutSettings) -> Self {
+        let (connect, request) = deadlines(timeouts);
         let http = reqwest::Client::builder()
-            .connect_timeout(timeouts.connect.get())
+            .connect_timeout(connect)
             .tcp_keepalive(KEEPALIVE)
             .build()
             .expect("an HTTP client without TLS always builds");
@@ -83,7 +85,7 @@ impl V2Client {
             http,
             endpoints: Arc::new(endpoints.to_vec()),
             current: Arc::new(AtomicUsize::new(0)),
-            request: timeouts.request.get(),
+            request,
         }
     }
 

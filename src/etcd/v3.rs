@@ -1,11 +1,12 @@
 //! The etcd v3 API through `etcd-client` (gRPC), which balances over the endpoints itself.
 //!
-//! Deadlines: connections within `timeouts.connect`; every unary call (and the opening of a
-//! watch or keep-alive stream) within `timeouts.request`, by `tokio::time::timeout` rather
-//! than gRPC's own deadline, which the server would apply to the long-lived watch streams
-//! too; HTTP/2 keep-alive pings (also while idle) so that a watch on a dead peer ends.
+//! Deadlines (capped at [`super::CALL_CAP`]): connections within `timeouts.connect`; every
+//! unary call (and the opening of a watch or keep-alive stream) within `timeouts.request`,
+//! by `tokio::time::timeout` rather than gRPC's own deadline, which the server would apply
+//! to the long-lived watch streams too; HTTP/2 keep-alive pings (also while idle) so that a
+//! watch on a dead peer ends.
 
-use super::{dir_prefix, join_endpoints, EtcdError, Lease, Listing, Node, WatchEvent};
+use super::{deadlines, dir_prefix, join_endpoints, EtcdError, Lease, Listing, Node, WatchEvent};
 use crate::config::TimeoutSettings;
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp, WatchOptions,
@@ -33,9 +34,9 @@ impl V3Client {
         endpoints: &[String],
         timeouts: &TimeoutSettings,
     ) -> Result<Self, EtcdError> {
-        let request = timeouts.request.get();
+        let (connect, request) = deadlines(timeouts);
         let options = ConnectOptions::new()
-            .with_connect_timeout(timeouts.connect.get())
+            .with_connect_timeout(connect)
             .with_keep_alive(KEEPALIVE_EVERY, request)
             .with_keep_alive_while_idle(true);
         let joined = join_endpoints(endpoints);

@@ -180,5 +180,10 @@ mod tests {
         assert!(s.upload_enabled() && s.download_enabled());
         assert_eq!(s.grace_period(), Duration::from_secs(60));
         assert_eq!(client.endpoint(), "http://127.0.0.1:1");
+        let upload = client.upload_override(128 << 10).build();
+        let t = upload.timeout_config().unwrap();
+        assert_eq!(t.operation_attempt_timeout(), Some(Duration::from_secs(5)));
+        assert_eq!(t.read_timeout(), Some(Duration::from_secs(5)));
+        assert_eq!(t.connect_timeout(), Some(Duration::from_secs(2)));
     }
 }
