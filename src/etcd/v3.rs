@@ -3,8 +3,9 @@
 //! Deadlines (capped at [`super::CALL_CAP`]): connections within `timeouts.connect`; every
 //! unary call (and the opening of a watch or keep-alive stream) within `timeouts.request`,
 //! by `tokio::time::timeout` rather than gRPC's own deadline, which the server would apply
-//! to the long-lived watch streams too; HTTP/2 keep-alive pings (also while idle) so that a
-//! watch on a dead peer ends.
+//! to the long-lived watch streams too; HTTP/2 keep-alive pings while a stream is open, so
+//! that a watch on a dead peer ends. (Not while idle: etcd's default enforcement policy
+//! answers pings without streams with GOAWAY.)
 
 use super::{deadlines, dir_prefix, join_endpoints, EtcdError, Lease, Listing, Node, WatchEvent};
 use crate::config::TimeoutSettings;
@@ -38,7 +39,7 @@ impl V3Client {
         let options = ConnectOptions::new()
             .with_connect_timeout(connect)
             .with_keep_alive(KEEPALIVE_EVERY, request)
-            .with_keep_alive_while_idle(true);
+            .with_keep_alive_while_idle(false);
         let joined = join_endpoints(endpoints);
         let connecting = Client::connect(endpoints, Some(options));
         let client = match tokio::time::timeout(request, connecting).await {
