@@ -156,7 +156,6 @@ impl GatewayClient {
         let mut marker: Option<String> = None;
         loop {
             let page = self
-                .s3
                 .sdk()
                 .list_objects()
                 .bucket(bucket)
@@ -205,15 +204,7 @@ impl GatewayClient {
         bucket: &str,
         key: &str,
     ) -> Result<Option<GatewayObject>, GatewayError> {
-        match self
-            .s3
-            .sdk()
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-        {
+        match self.sdk().get_object().bucket(bucket).key(key).send().await {
             Ok(out) => Ok(Some(GatewayObject {
                 size: out.content_length().unwrap_or_default().max(0) as u64,
                 etag: unquote(out.e_tag().unwrap_or_default()),
@@ -236,7 +227,6 @@ impl GatewayClient {
         key: &str,
     ) -> Result<Option<(u64, String)>, GatewayError> {
         match self
-            .s3
             .sdk()
             .head_object()
             .bucket(bucket)
@@ -255,7 +245,7 @@ impl GatewayClient {
 
     /// Whether `bucket` exists (a 403 means it belongs to someone else: an error).
     pub async fn bucket_exists(&self, bucket: &str) -> Result<bool, GatewayError> {
-        match self.s3.sdk().head_bucket().bucket(bucket).send().await {
+        match self.sdk().head_bucket().bucket(bucket).send().await {
             Ok(_) => Ok(true),
             Err(e) if status(&e) == Some(404) => Ok(false),
             Err(e) => Err(self.failed("check bucket", bucket, "", e)),
@@ -264,8 +254,7 @@ impl GatewayClient {
 
     /// Creates `bucket` (no LocationConstraint: radosgw refuses unknown ones).
     pub async fn create_bucket(&self, bucket: &str) -> Result<(), GatewayError> {
-        self.s3
-            .sdk()
+        self.sdk()
             .create_bucket()
             .bucket(bucket)
             .send()
@@ -284,8 +273,7 @@ impl GatewayClient {
         metadata: &BTreeMap<String, String>,
     ) -> Result<(), GatewayError> {
         let len = body.len();
-        self.s3
-            .sdk()
+        self.sdk()
             .put_object()
             .bucket(bucket)
             .key(key)
@@ -309,7 +297,6 @@ impl GatewayClient {
         metadata: &BTreeMap<String, String>,
     ) -> Result<String, GatewayError> {
         let out = self
-            .s3
             .sdk()
             .create_multipart_upload()
             .bucket(bucket)
@@ -337,7 +324,6 @@ impl GatewayClient {
     ) -> Result<CompletedPart, GatewayError> {
         let len = body.len();
         let out = self
-            .s3
             .sdk()
             .upload_part()
             .bucket(bucket)
@@ -363,8 +349,7 @@ impl GatewayClient {
         upload_id: &str,
         parts: Vec<CompletedPart>,
     ) -> Result<(), GatewayError> {
-        self.s3
-            .sdk()
+        self.sdk()
             .complete_multipart_upload()
             .bucket(bucket)
             .key(key)
@@ -386,8 +371,7 @@ impl GatewayClient {
         key: &str,
         upload_id: &str,
     ) -> Result<(), GatewayError> {
-        self.s3
-            .sdk()
+        self.sdk()
             .abort_multipart_upload()
             .bucket(bucket)
             .key(key)

@@ -7,6 +7,7 @@
 
 mod bucket;
 mod layout;
+mod listing;
 mod objects;
 mod read;
 mod sweep;
