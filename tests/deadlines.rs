@@ -10,6 +10,7 @@ mod support;
 
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use support::blackhole::{BlackHole, StallingProxy};
 use support::*;
@@ -193,6 +194,27 @@ fn docker(args: &[&str]) -> Run {
         .into()
 }
 
+/// Runs one SQL command as postgres in `container`; its rows unaligned.
+fn sql(container: &str, command: &str) -> Run {
+    docker(&[
+        "exec",
+        container,
+        "sudo",
+        "-u",
+        "postgres",
+        "psql",
+        "-X",
+        "-At",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-c",
+        command,
+    ])
+}
+
+/// The database tests hold locks in the shared container: one at a time.
+static DATABASE: Mutex<()> = Mutex::new(());
+
 /// A psql session in the database container holding an ACCESS EXCLUSIVE lock on a table, so
 /// that pg_dumpall blocks on it without a byte of output; the session ends when dropped.
 struct LockHolder {
@@ -204,24 +226,7 @@ struct LockHolder {
 impl LockHolder {
     fn start(container: &str) -> Self {
         let table = unique("locked").replace('-', "_");
-        let psql = |sql: &str| {
-            docker(&[
-                "exec",
-                container,
-                "sudo",
-                "-u",
-                "postgres",
-                "psql",
-                "-X",
-                "-q",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-c",
-                sql,
-            ])
-            .assert_ok();
-        };
-        psql(&format!("CREATE TABLE {table} (id int)"));
+        sql(container, &format!("CREATE TABLE {table} (id int)")).assert_ok();
         let mut child = Command::new("docker")
             .args(["exec", "-i", container, "sudo", "-u", "postgres"])
             .args(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1"])
@@ -230,76 +235,57 @@ impl LockHolder {
             .stderr(Stdio::null())
             .spawn()
             .expect("docker exec psql");
-        let sql = format!(
+        let locking = format!(
             "BEGIN;\nLOCK TABLE {table} IN ACCESS EXCLUSIVE MODE;\nSELECT pg_sleep(600);\n"
         );
-        child
-            .stdin
-            .as_mut()
-            .unwrap()
-            .write_all(sql.as_bytes())
-            .unwrap();
+        let stdin = child.stdin.as_mut().unwrap();
+        stdin.write_all(locking.as_bytes()).unwrap();
         let holder = LockHolder {
             psql: child,
             container: container.into(),
             table,
         };
-        let query = format!(
+        let held = format!(
             "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
              WHERE c.relname = '{}' AND l.mode = 'AccessExclusiveLock' AND l.granted",
             holder.table
         );
-        let held = wait_until(30_000, || {
-            let run = docker(&[
-                "exec", container, "sudo", "-u", "postgres", "psql", "-X", "-At", "-c", &query,
-            ]);
-            run.stdout.trim() == "1"
-        });
-        assert!(held, "the lock on {} was not taken", holder.table);
+        let taken = wait_until(30_000, || sql(container, &held).stdout.trim() == "1");
+        assert!(taken, "the lock on {} was not taken", holder.table);
         holder
     }
 }
 
 impl Drop for LockHolder {
     fn drop(&mut self) {
-        // end the sleeping session and the dump it blocked inside the container, then the
-        // local docker exec; the table goes last (bounded by a lock timeout)
+        // end the sleeping session in the container and the local docker exec; the table
+        // goes last (a dump still reading it may hold it for a moment: a bounded wait)
         let terminate = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE pid <> pg_backend_pid() AND (query LIKE '%pg_sleep(600)%' \
-             OR application_name IN ('pg_dump', 'pg_dumpall'))";
-        docker(&[
-            "exec",
-            &self.container,
-            "sudo",
-            "-u",
-            "postgres",
-            "psql",
-            "-X",
-            "-c",
-            terminate,
-        ]);
+             WHERE pid <> pg_backend_pid() AND query LIKE '%pg_sleep(600)%'";
+        sql(&self.container, terminate);
         let _ = self.psql.kill();
         let _ = self.psql.wait();
         let drop_table = format!(
-            "SET lock_timeout = '10s'; DROP TABLE IF EXISTS {}",
+            "SET lock_timeout = '20s'; DROP TABLE IF EXISTS {}",
             self.table
         );
-        docker(&[
-            "exec",
-            &self.container,
-            "sudo",
-            "-u",
-            "postgres",
-            "psql",
-            "-X",
-            "-c",
-            &drop_table,
-        ]);
+        sql(&self.container, &drop_table);
     }
+}
+
+/// Dumps (pg_dump backends) running in `container`.
+fn dumps_running(container: &str) -> usize {
+    let count = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump'";
+    sql(container, count)
+        .stdout
+        .trim()
+        .parse()
+        .unwrap_or(usize::MAX)
 }
 
 #[test]
 fn a_dump_blocked_on_a_lock_fails_at_the_idle_timeout() {
+    let _one = DATABASE.lock().unwrap_or_else(|e| e.into_inner());
     let container = testbed("TESTBED_DB_CONTAINER");
     let lock = LockHolder::start(&container);
     let dest = tempfile::tempdir().unwrap();
@@ -323,4 +309,42 @@ fn a_dump_blocked_on_a_lock_fails_at_the_idle_timeout() {
         set_dirs(dest.path(), "database").is_empty(),
         "no set is kept"
     );
+    // the abandoned dump is not left hanging: once the lock is gone it ends (the engine
+    // discards its output)
+    assert!(
+        wait_until(60_000, || dumps_running(&container) == 0),
+        "a pg_dump is still running in {container}"
+    );
+}
+
+#[test]
+fn a_dump_silent_for_longer_than_the_request_deadline_still_succeeds() {
+    let _one = DATABASE.lock().unwrap_or_else(|e| e.into_inner());
+    let container = testbed("TESTBED_DB_CONTAINER");
+    let lock = LockHolder::start(&container);
+    let dest = tempfile::tempdir().unwrap();
+    let backup = cli()
+        .envs(TIMEOUTS)
+        .env("DEIS_BACKUP_TIMEOUTS__REQUEST", "2s")
+        .env("DEIS_BACKUP_TIMEOUTS__DATABASE_IDLE", "60s")
+        .env("DEIS_BACKUP_DATABASE__CONTAINER", &container)
+        .env("DEIS_BACKUP_DESTINATION__URL", file_url(dest.path()))
+        .args(["backup", "database"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn deis-backup");
+    // the dump waits on the lock, silent, for more than twice the request deadline ...
+    let waited = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' \
+         AND wait_event_type = 'Lock' AND now() - query_start > interval '4 seconds'";
+    let blocked = wait_until(60_000, || sql(&container, waited).stdout.trim() == "1");
+    drop(lock);
+    let run: Run = backup.wait_with_output().unwrap().into();
+    assert!(blocked, "the dump never waited on the lock:\n{}", run.all());
+    // ... and, the lock gone, completes: no deadline cut the healthy stream
+    run.assert_ok();
+    let sets = set_dirs(dest.path(), "database");
+    assert_eq!(sets.len(), 1, "{}", run.all());
+    assert!(sets[0].join("manifest.json").is_file(), "{}", run.all());
 }
