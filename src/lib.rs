@@ -15,5 +15,6 @@ pub mod jobs;
 pub mod metrics;
 pub mod restore;
 pub mod runtime;
+pub mod s3;
 pub mod store;
 pub mod util;

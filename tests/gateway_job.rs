@@ -10,7 +10,7 @@ mod support;
 use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_s3::primitives::ByteStream;
-use deis_backup::config::{GatewaySettings, Secret, Signature};
+use deis_backup::config::{GatewaySettings, Secret, Signature, TimeoutSettings};
 use deis_backup::gateway::{GatewayClient, GatewayError, SignatureVersion};
 use deis_backup::runtime::block_on;
 use std::collections::{BTreeMap, HashMap};
@@ -437,6 +437,7 @@ fn signature_v2_is_really_signed_and_really_checked() {
 
     let client = GatewayClient::new(
         &settings(Signature::V2, &testbed("TESTBED_GATEWAY_SECRET_KEY")),
+        &TimeoutSettings::default(),
         SignatureVersion::V2,
     )
     .unwrap();
@@ -467,25 +468,26 @@ fn signature_v2_is_really_signed_and_really_checked() {
     // the same request with a wrong secret: refused
     let wrong = GatewayClient::new(
         &settings(Signature::V2, "not-the-secret"),
+        &TimeoutSettings::default(),
         SignatureVersion::V2,
     )
     .unwrap();
     let err = block_on(wrong.sdk().get_object().bucket(&bucket).key(ODD_KEY).send()).unwrap_err();
     assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(403));
     // and connect() says it is the gateway that refused
-    let err = block_on(GatewayClient::connect(&settings(
-        Signature::Auto,
-        "not-the-secret",
-    )))
+    let err = block_on(GatewayClient::connect(
+        &settings(Signature::Auto, "not-the-secret"),
+        &TimeoutSettings::default(),
+    ))
     .err()
     .unwrap();
     assert!(matches!(err, GatewayError::Credentials { .. }), "{err}");
     assert!(err.to_string().contains("v4 and v2"), "{err}");
     // auto picks v4 on a gateway that takes it
-    let auto = block_on(GatewayClient::connect(&settings(
-        Signature::Auto,
-        &testbed("TESTBED_GATEWAY_SECRET_KEY"),
-    )))
+    let auto = block_on(GatewayClient::connect(
+        &settings(Signature::Auto, &testbed("TESTBED_GATEWAY_SECRET_KEY")),
+        &TimeoutSettings::default(),
+    ))
     .unwrap();
     assert_eq!(auto.signature(), SignatureVersion::V4);
     delete(&bucket, ODD_KEY);

@@ -46,7 +46,7 @@ pub fn with_etcd_layer(options: &LoadOptions) -> anyhow::Result<LoadOptions> {
         return Ok(options.clone());
     }
     let read = crate::runtime::block_on(async {
-        let client = crate::etcd::EtcdClient::connect(&base.etcd).await?;
+        let client = crate::etcd::EtcdClient::connect_with(&base.etcd, &base.timeouts).await?;
         crate::etcd::read_config(&client, &base.etcd.prefix).await
     })
     .context("cannot read the configuration from etcd")?;

@@ -38,6 +38,7 @@ pub fn restore_gateway_job(
         dest,
         manifest,
         &settings.gateway,
+        &settings.timeouts,
         &args.buckets,
         args.dry_run,
     )

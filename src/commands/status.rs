@@ -20,7 +20,7 @@ pub fn status(options: &LoadOptions, json: bool) -> anyhow::Result<ExitCode> {
     let prefix = status_key(&settings.etcd.prefix, "");
     let listing = crate::runtime::block_on(async {
         tokio::time::timeout(settings.timeouts.request.get(), async {
-            let client = EtcdClient::connect(&settings.etcd).await?;
+            let client = EtcdClient::connect_with(&settings.etcd, &settings.timeouts).await?;
             client.get_prefix(&prefix).await
         })
         .await

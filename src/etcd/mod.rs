@@ -9,7 +9,7 @@ mod config_read;
 mod v2;
 mod v3;
 
-use crate::config::{EtcdApi, EtcdSettings};
+use crate::config::{EtcdApi, EtcdSettings, TimeoutSettings};
 use std::fmt;
 use std::time::Duration;
 
@@ -17,8 +17,17 @@ pub use config_read::{config_prefixes, read_config, ConfigRead};
 pub use v2::V2Client;
 pub use v3::V3Client;
 
-/// How long one request may take before the next endpoint is tried.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most one etcd call (or connection) may take, whatever `timeouts` allow: etcd calls
+/// are small, and the daemon's 15 s leader lease must be refreshed or given up in time.
+pub const CALL_CAP: Duration = Duration::from_secs(5);
+
+/// The connect and per-call deadlines of an etcd client: `timeouts`, capped at [`CALL_CAP`].
+fn deadlines(timeouts: &TimeoutSettings) -> (Duration, Duration) {
+    (
+        timeouts.connect.get().min(CALL_CAP),
+        timeouts.request.get().min(CALL_CAP),
+    )
+}
 
 /// One key (or v2 directory) as read from etcd.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,18 +133,30 @@ pub enum EtcdClient {
 }
 
 impl EtcdClient {
-    /// Connects as `settings.api` says; `auto` asks the server (see [`detect`]).
+    /// Connects as `settings.api` says, with the default deadlines: [`CALL_CAP`] to connect
+    /// and per call (see [`Self::connect_with`]).
     pub async fn connect(settings: &EtcdSettings) -> Result<Self, EtcdError> {
+        Self::connect_with(settings, &TimeoutSettings::default()).await
+    }
+
+    /// Connects as `settings.api` says; `auto` asks the server (see [`detect`]). Connections
+    /// must be made within `timeouts.connect` and each call answered within
+    /// `timeouts.request`, both capped at [`CALL_CAP`] (watches excepted: they wait for
+    /// events as long as it takes).
+    pub async fn connect_with(
+        settings: &EtcdSettings,
+        timeouts: &TimeoutSettings,
+    ) -> Result<Self, EtcdError> {
         let endpoints = &settings.endpoints;
         if endpoints.is_empty() {
             return Err(EtcdError::NoEndpoints);
         }
         match settings.api {
-            EtcdApi::V2 => Ok(EtcdClient::V2(V2Client::new(endpoints))),
+            EtcdApi::V2 => Ok(EtcdClient::V2(V2Client::new(endpoints, timeouts))),
             EtcdApi::V3 => Ok(EtcdClient::V3(Box::new(
-                V3Client::connect(endpoints).await?,
+                V3Client::connect(endpoints, timeouts).await?,
             ))),
-            EtcdApi::Auto => detect(endpoints, &settings.prefix).await,
+            EtcdApi::Auto => detect(endpoints, &settings.prefix, timeouts).await,
         }
     }
 
@@ -230,9 +251,13 @@ impl Watch {
 /// `auto`: v3 when the server speaks it and holds keys under `prefix` there; otherwise v2 when
 /// the server answers `GET /v2/keys` (etcd2, or etcd3 with `--enable-v2`); otherwise v3.
 /// (etcd3 keeps the v2 and v3 keyspaces apart, so the API that holds the data wins.)
-pub async fn detect(endpoints: &[String], prefix: &str) -> Result<EtcdClient, EtcdError> {
-    let v2 = V2Client::new(endpoints);
-    let v3 = match V3Client::connect(endpoints).await {
+pub async fn detect(
+    endpoints: &[String],
+    prefix: &str,
+    timeouts: &TimeoutSettings,
+) -> Result<EtcdClient, EtcdError> {
+    let v2 = V2Client::new(endpoints, timeouts);
+    let v3 = match V3Client::connect(endpoints, timeouts).await {
         Ok(c) if c.status().await.is_ok() => Some(c),
         _ => None,
     };
@@ -283,6 +308,20 @@ mod tests {
         };
         let text = e.to_string();
         assert!(text.contains("http://10.0.0.1:4001") && text.contains("/deis/backup"));
+    }
+
+    #[test]
+    fn etcd_deadlines_follow_the_settings_up_to_the_cap() {
+        let small = TimeoutSettings {
+            connect: crate::config::ConfigDuration::secs(2),
+            request: crate::config::ConfigDuration::secs(3),
+            ..TimeoutSettings::default()
+        };
+        assert_eq!(
+            deadlines(&small),
+            (Duration::from_secs(2), Duration::from_secs(3))
+        );
+        assert_eq!(deadlines(&TimeoutSettings::default()), (CALL_CAP, CALL_CAP));
     }
 
     #[test]

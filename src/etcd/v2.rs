@@ -1,7 +1,7 @@
 //! The etcd v2 HTTP keys API (`/v2/keys/...`), as Deis v1's etcd2 speaks it.
 
-use super::REQUEST_TIMEOUT;
-use super::{join_endpoints, EtcdError, Lease, Listing, Node, WatchEvent};
+use super::{deadlines, join_endpoints, EtcdError, Lease, Listing, Node, WatchEvent};
+use crate::config::TimeoutSettings;
 use crate::error_chain::error_chain;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use serde::Deserialize;
@@ -9,8 +9,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long a watch long-poll waits before it is simply asked again.
+/// How long a watch long-poll waits for an event before it is simply asked again. (etcd
+/// answers a watch's headers at once and holds the body until an event: headers that do not
+/// come within the request deadline mean a dead etcd, a body that does not come means no event.)
 const WATCH_POLL: Duration = Duration::from_secs(60);
+/// TCP keep-alive probes on idle connections, so that a vanished peer is noticed.
+const KEEPALIVE: Duration = Duration::from_secs(30);
 
 /// etcd v2 error code: the waited-for index has left the event history.
 const INDEX_CLEARED: i64 = 401;
@@ -34,6 +38,8 @@ pub struct V2Client {
     http: reqwest::Client,
     endpoints: Arc<Vec<String>>,
     current: Arc<AtomicUsize>,
+    /// The deadline of one request and its answer (`timeouts.request`).
+    request: Duration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,16 +71,21 @@ struct Reply {
 }
 
 impl V2Client {
-    /// A client of `endpoints` (URLs such as `http://127.0.0.1:4001`).
-    pub fn new(endpoints: &[String]) -> Self {
+    /// A client of `endpoints` (URLs such as `http://127.0.0.1:4001`): connections must be
+    /// made within `timeouts.connect`, each request answered within `timeouts.request` (both
+    /// capped at [`super::CALL_CAP`]).
+    pub fn new(endpoints: &[String], timeouts: &TimeoutSettings) -> Self {
+        let (connect, request) = deadlines(timeouts);
         let http = reqwest::Client::builder()
-            .connect_timeout(REQUEST_TIMEOUT)
+            .connect_timeout(connect)
+            .tcp_keepalive(KEEPALIVE)
             .build()
             .expect("an HTTP client without TLS always builds");
         Self {
             http,
             endpoints: Arc::new(endpoints.to_vec()),
             current: Arc::new(AtomicUsize::new(0)),
+            request,
         }
     }
 
@@ -85,23 +96,21 @@ impl V2Client {
         key: &str,
         query: &str,
         body: Option<String>,
-        timeout: Duration,
         action: &'static str,
     ) -> Result<Reply, EtcdError> {
-        let reply = self.send_polling(method, key, query, body, timeout, action, false);
+        let reply = self.send_polling(method, key, query, body, action, false);
         Ok(reply.await?.expect("only polls time out quietly"))
     }
 
-    /// Like [`Self::send`]; with `poll`, a request that runs out of time gives `None` (a watch
-    /// long-poll without an event), not an error.
-    #[allow(clippy::too_many_arguments)]
+    /// Like [`Self::send`]; with `poll` (a watch), the body may take [`WATCH_POLL`] and one
+    /// that does not come in that time gives `None` (no event), not an error. The answer's
+    /// headers are always due within the request deadline.
     async fn send_polling(
         &self,
         method: reqwest::Method,
         key: &str,
         query: &str,
         body: Option<String>,
-        timeout: Duration,
         action: &'static str,
         poll: bool,
     ) -> Result<Option<Reply>, EtcdError> {
@@ -115,17 +124,20 @@ impl V2Client {
                 "{endpoint}/v2/keys{}{query}",
                 utf8_percent_encode(key, PATH)
             );
-            let mut request = self.http.request(method.clone(), &url).timeout(timeout);
+            let mut request = self.http.request(method.clone(), &url);
             if let Some(body) = &body {
                 request = request
                     .header("content-type", "application/x-www-form-urlencoded")
                     .body(body.clone());
             }
-            let response = match request.send().await {
-                Ok(r) => r,
-                Err(e) if e.is_timeout() && poll => return Ok(None),
-                Err(e) => {
+            let response = match tokio::time::timeout(self.request, request.send()).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(e)) => {
                     last = format!("{endpoint}: {}", error_chain(&e));
+                    continue;
+                }
+                Err(_) => {
+                    last = format!("{endpoint}: no answer within {:?}", self.request);
                     continue;
                 }
             };
@@ -136,10 +148,21 @@ impl V2Client {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(0);
-            let answer: Answer = match response.json().await {
-                Ok(a) => a,
-                Err(e) if e.is_timeout() && poll => return Ok(None),
-                Err(e) => {
+            let body_deadline = if poll { WATCH_POLL } else { self.request };
+            let answer: Answer = match tokio::time::timeout(body_deadline, response.json()).await {
+                Ok(Ok(a)) => a,
+                Err(_) if poll => return Ok(None),
+                Err(_) => {
+                    return Err(EtcdError::Protocol {
+                        endpoint: endpoint.into(),
+                        action,
+                        key: key.into(),
+                        detail: format!(
+                            "the answer stopped (not complete within {body_deadline:?})"
+                        ),
+                    })
+                }
+                Ok(Err(e)) => {
                     return Err(EtcdError::Protocol {
                         endpoint: endpoint.into(),
                         action,
@@ -172,7 +195,6 @@ impl V2Client {
                 key,
                 "?recursive=true&sorted=true",
                 None,
-                REQUEST_TIMEOUT,
                 "read",
             )
             .await?;
@@ -226,7 +248,6 @@ impl V2Client {
                 key,
                 "",
                 Some("dir=true".into()),
-                REQUEST_TIMEOUT,
                 "create directory",
             )
             .await?;
@@ -245,14 +266,7 @@ impl V2Client {
     /// Deletes a key (absent is fine).
     pub async fn delete(&self, key: &str) -> Result<(), EtcdError> {
         let reply = self
-            .send(
-                reqwest::Method::DELETE,
-                key,
-                "",
-                None,
-                REQUEST_TIMEOUT,
-                "delete",
-            )
+            .send(reqwest::Method::DELETE, key, "", None, "delete")
             .await?;
         match reply.answer.error_code {
             None | Some(KEY_NOT_FOUND) => Ok(()),
@@ -274,9 +288,7 @@ impl V2Client {
         body: Option<String>,
         action: &'static str,
     ) -> Result<(), EtcdError> {
-        let reply = self
-            .send(method, key, query, body, REQUEST_TIMEOUT, action)
-            .await?;
+        let reply = self.send(method, key, query, body, action).await?;
         match reply.answer.error_code {
             None => Ok(()),
             Some(code) => Err(refused(
@@ -298,14 +310,7 @@ impl V2Client {
     ) -> Result<Option<Lease>, EtcdError> {
         let body = format!("value={}&ttl={ttl}&prevExist=false", form(value));
         let reply = self
-            .send(
-                reqwest::Method::PUT,
-                key,
-                "",
-                Some(body),
-                REQUEST_TIMEOUT,
-                "acquire",
-            )
+            .send(reqwest::Method::PUT, key, "", Some(body), "acquire")
             .await?;
         match reply.answer.error_code {
             None => Ok(Some(Lease {
@@ -333,14 +338,7 @@ impl V2Client {
             form(&lease.value)
         );
         let reply = self
-            .send(
-                reqwest::Method::PUT,
-                &lease.key,
-                "",
-                Some(body),
-                REQUEST_TIMEOUT,
-                "refresh",
-            )
+            .send(reqwest::Method::PUT, &lease.key, "", Some(body), "refresh")
             .await?;
         match reply.answer.error_code {
             None => Ok(true),
@@ -375,15 +373,7 @@ impl V2Watch {
             };
             let Some(reply) = self
                 .client
-                .send_polling(
-                    reqwest::Method::GET,
-                    key,
-                    &query,
-                    None,
-                    WATCH_POLL,
-                    "watch",
-                    true,
-                )
+                .send_polling(reqwest::Method::GET, key, &query, None, "watch", true)
                 .await?
             else {
                 continue;

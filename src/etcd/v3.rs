@@ -1,39 +1,81 @@
 //! The etcd v3 API through `etcd-client` (gRPC), which balances over the endpoints itself.
+//!
+//! Deadlines (capped at [`super::CALL_CAP`]): connections within `timeouts.connect`; every
+//! unary call (and the opening of a watch or keep-alive stream) within `timeouts.request`,
+//! by `tokio::time::timeout` rather than gRPC's own deadline, which the server would apply
+//! to the long-lived watch streams too; HTTP/2 keep-alive pings while a stream is open, so
+//! that a watch on a dead peer ends. (Not while idle: etcd's default enforcement policy
+//! answers pings without streams with GOAWAY.)
 
-use super::REQUEST_TIMEOUT;
-use super::{dir_prefix, join_endpoints, EtcdError, Lease, Listing, Node, WatchEvent};
+use super::{deadlines, dir_prefix, join_endpoints, EtcdError, Lease, Listing, Node, WatchEvent};
+use crate::config::TimeoutSettings;
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, GetOptions, PutOptions, Txn, TxnOp, WatchOptions,
     WatchStream,
 };
 use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+/// How often an HTTP/2 ping checks that the server is still there.
+const KEEPALIVE_EVERY: Duration = Duration::from_secs(15);
 
 /// A v3 client.
 #[derive(Clone)]
 pub struct V3Client {
     client: Client,
     endpoints: String,
+    /// The deadline of one call (`timeouts.request`).
+    request: Duration,
 }
 
 impl V3Client {
     /// Connects to `endpoints` (the connection itself is made on first use).
-    pub async fn connect(endpoints: &[String]) -> Result<Self, EtcdError> {
+    pub async fn connect(
+        endpoints: &[String],
+        timeouts: &TimeoutSettings,
+    ) -> Result<Self, EtcdError> {
+        let (connect, request) = deadlines(timeouts);
         let options = ConnectOptions::new()
-            .with_connect_timeout(REQUEST_TIMEOUT)
-            .with_keep_alive(REQUEST_TIMEOUT, REQUEST_TIMEOUT);
+            .with_connect_timeout(connect)
+            .with_keep_alive(KEEPALIVE_EVERY, request)
+            .with_keep_alive_while_idle(false);
         let joined = join_endpoints(endpoints);
-        let client = Client::connect(endpoints, Some(options))
-            .await
-            .map_err(|source| EtcdError::V3 {
+        let connecting = Client::connect(endpoints, Some(options));
+        let client = match tokio::time::timeout(request, connecting).await {
+            Ok(r) => r.map_err(|source| EtcdError::V3 {
                 endpoints: joined.clone(),
                 action: "connect to read",
                 key: "/".into(),
                 source: Box::new(source),
-            })?;
+            })?,
+            Err(_) => {
+                return Err(EtcdError::Unreachable {
+                    endpoints: joined,
+                    action: "connect to read",
+                    key: "/".into(),
+                    detail: format!("no connection within {request:?}"),
+                })
+            }
+        };
         Ok(Self {
             client,
             endpoints: joined,
+            request,
         })
+    }
+
+    /// `call` within the request deadline, its error naming the endpoints, `action` and `key`.
+    async fn bounded<T>(
+        &self,
+        action: &'static str,
+        key: &str,
+        call: impl Future<Output = Result<T, etcd_client::Error>>,
+    ) -> Result<T, EtcdError> {
+        match tokio::time::timeout(self.request, call).await {
+            Ok(result) => result.map_err(self.err(action, key)),
+            Err(_) => Err(self.timeout(action, key)),
+        }
     }
 
     fn err(&self, action: &'static str, key: &str) -> impl FnOnce(etcd_client::Error) -> EtcdError {
@@ -50,15 +92,9 @@ impl V3Client {
     /// The maintenance status call: proves the server speaks v3.
     pub async fn status(&self) -> Result<(), EtcdError> {
         let mut client = self.client.clone();
-        match tokio::time::timeout(REQUEST_TIMEOUT, client.status()).await {
-            Ok(r) => r.map(|_| ()).map_err(self.err("ask the status of", "/")),
-            Err(_) => Err(EtcdError::Unreachable {
-                endpoints: self.endpoints.clone(),
-                action: "ask the status of",
-                key: "/".into(),
-                detail: "no answer in time".into(),
-            }),
-        }
+        self.bounded("ask the status of", "/", client.status())
+            .await
+            .map(|_| ())
     }
 
     /// Every key under `prefix` (and `prefix` itself), sorted, with the TTL of leased keys.
@@ -67,17 +103,11 @@ impl V3Client {
         let exact = prefix.trim_end_matches('/');
         let dir = dir_prefix(prefix);
         let call = client.get(dir.as_str(), Some(GetOptions::new().with_prefix()));
-        let response = tokio::time::timeout(REQUEST_TIMEOUT, call)
-            .await
-            .map_err(|_| self.timeout("read", &dir))?
-            .map_err(self.err("read", &dir))?;
+        let response = self.bounded("read", &dir, call).await?;
         let mut kvs = response.kvs().to_vec();
         let index = response.header().map_or(0, |h| h.revision()).max(0) as u64;
         if !exact.is_empty() {
-            let own = client
-                .get(exact, None)
-                .await
-                .map_err(self.err("read", exact))?;
+            let own = self.bounded("read", exact, client.get(exact, None)).await?;
             kvs.extend(own.kvs().iter().cloned());
         }
         let mut ttls: HashMap<i64, i64> = HashMap::new();
@@ -88,10 +118,8 @@ impl V3Client {
                 0 => None,
                 id => {
                     if let std::collections::hash_map::Entry::Vacant(e) = ttls.entry(id) {
-                        let left = client
-                            .lease_time_to_live(id, None)
-                            .await
-                            .map_err(self.err("read the lease of", &key))?;
+                        let call = client.lease_time_to_live(id, None);
+                        let left = self.bounded("read the lease of", &key, call).await?;
                         e.insert(left.ttl().max(1));
                     }
                     ttls.get(&id).copied()
@@ -114,12 +142,10 @@ impl V3Client {
             .with_prefix()
             .with_start_revision(index as i64 + 1);
         let key = dir_prefix(prefix);
+        let mut client = self.client.clone();
         let stream = self
-            .client
-            .clone()
-            .watch(key.as_str(), Some(options))
-            .await
-            .map_err(self.err("watch", &key))?;
+            .bounded("watch", &key, client.watch(key.as_str(), Some(options)))
+            .await?;
         Ok(V3Watch {
             client: self.clone(),
             prefix: key,
@@ -133,27 +159,22 @@ impl V3Client {
         let mut client = self.client.clone();
         let mut options = PutOptions::new();
         if let Some(ttl) = ttl {
-            let lease = client
-                .lease_grant(ttl, None)
-                .await
-                .map_err(self.err("lease", key))?;
+            let lease = self
+                .bounded("lease", key, client.lease_grant(ttl, None))
+                .await?;
             options = options.with_lease(lease.id());
         }
-        client
-            .put(key, value.to_vec(), Some(options))
+        self.bounded("write", key, client.put(key, value.to_vec(), Some(options)))
             .await
             .map(|_| ())
-            .map_err(self.err("write", key))
     }
 
     /// Deletes a key.
     pub async fn delete(&self, key: &str) -> Result<(), EtcdError> {
-        self.client
-            .clone()
-            .delete(key, None)
+        let mut client = self.client.clone();
+        self.bounded("delete", key, client.delete(key, None))
             .await
             .map(|_| ())
-            .map_err(self.err("delete", key))
     }
 
     /// Grants a lease and puts `key` under it only if the key does not exist (its create
@@ -165,10 +186,9 @@ impl V3Client {
         ttl: i64,
     ) -> Result<Option<Lease>, EtcdError> {
         let mut client = self.client.clone();
-        let lease = client
-            .lease_grant(ttl, None)
-            .await
-            .map_err(self.err("lease", key))?;
+        let lease = self
+            .bounded("lease", key, client.lease_grant(ttl, None))
+            .await?;
         let txn = Txn::new()
             .when([Compare::create_revision(key, CompareOp::Equal, 0)])
             .and_then([TxnOp::put(
@@ -176,7 +196,7 @@ impl V3Client {
                 value,
                 Some(PutOptions::new().with_lease(lease.id())),
             )]);
-        let response = client.txn(txn).await.map_err(self.err("acquire", key))?;
+        let response = self.bounded("acquire", key, client.txn(txn)).await?;
         if response.succeeded() {
             Ok(Some(Lease {
                 key: key.into(),
@@ -185,7 +205,9 @@ impl V3Client {
                 id: lease.id(),
             }))
         } else {
-            let _ = client.lease_revoke(lease.id()).await;
+            let _ = self
+                .bounded("revoke", key, client.lease_revoke(lease.id()))
+                .await;
             Ok(None)
         }
     }
@@ -193,25 +215,16 @@ impl V3Client {
     /// One keep-alive of the lease; `false` when the lease has expired.
     pub async fn refresh(&self, lease: &Lease) -> Result<bool, EtcdError> {
         let mut client = self.client.clone();
-        let (mut keeper, mut stream) = client
-            .lease_keep_alive(lease.id)
-            .await
-            .map_err(self.err("keep alive", &lease.key))?;
-        keeper
-            .keep_alive()
-            .await
-            .map_err(self.err("keep alive", &lease.key))?;
-        let answer = stream
-            .message()
-            .await
-            .map_err(self.err("keep alive", &lease.key))?;
+        let key = lease.key.as_str();
+        let (mut keeper, mut stream) = self
+            .bounded("keep alive", key, client.lease_keep_alive(lease.id))
+            .await?;
+        self.bounded("keep alive", key, keeper.keep_alive()).await?;
+        let answer = self.bounded("keep alive", key, stream.message()).await?;
         if answer.is_none_or(|a| a.ttl() <= 0) {
             return Ok(false);
         }
-        let current = client
-            .get(lease.key.as_str(), None)
-            .await
-            .map_err(self.err("read", &lease.key))?;
+        let current = self.bounded("read", key, client.get(key, None)).await?;
         Ok(current
             .kvs()
             .first()
@@ -223,7 +236,7 @@ impl V3Client {
             endpoints: self.endpoints.clone(),
             action,
             key: key.into(),
-            detail: "no answer in time".into(),
+            detail: format!("no answer within {:?}", self.request),
         }
     }
 }

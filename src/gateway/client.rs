@@ -3,10 +3,10 @@
 
 use super::sigv2::SigV2Interceptor;
 use super::{GatewayError, SignatureVersion};
-use crate::config::{GatewaySettings, Secret};
-use aws_sdk_s3::config::{
-    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
-};
+use crate::config::{GatewaySettings, Secret, TimeoutSettings};
+use crate::error_chain::error_chain;
+use crate::s3::{describe_failure, status, ClientSpec, S3Client};
+use aws_sdk_s3::config::SharedInterceptor;
 use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
@@ -33,8 +33,7 @@ pub struct GatewayObject {
 /// A client of the store-gateway, signing with the version that the gateway accepted.
 #[derive(Clone)]
 pub struct GatewayClient {
-    client: aws_sdk_s3::Client,
-    endpoint: String,
+    s3: S3Client,
     signature: SignatureVersion,
 }
 
@@ -43,78 +42,33 @@ fn unquote(etag: &str) -> String {
     etag.trim_matches('"').to_string()
 }
 
-fn status<E>(err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Option<u16> {
-    err.raw_response().map(|r| r.status().as_u16())
-}
-
-/// Timeouts, connection failures, cut responses, 5xx and 429 are worth another attempt.
-fn transient<E>(err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> bool {
-    match err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            true
-        }
-        _ => status(err).is_some_and(|s| s >= 500 || s == 429),
-    }
-}
-
-fn failed<E>(
-    action: &'static str,
-    bucket: &str,
-    key: &str,
-    err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-) -> GatewayError
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    GatewayError::Request {
-        action,
-        bucket: bucket.into(),
-        key: key.into(),
-        transient: transient(&err),
-        detail: DisplayErrorContext(&err).to_string(),
-    }
-}
-
 fn build(
     settings: &GatewaySettings,
+    timeouts: &TimeoutSettings,
     endpoint: &str,
     version: SignatureVersion,
-) -> aws_sdk_s3::Client {
-    let (access, secret) = (
-        settings
-            .access_key
-            .clone()
-            .unwrap_or_else(|| Secret::new("")),
-        settings
-            .secret_key
-            .clone()
-            .unwrap_or_else(|| Secret::new("")),
-    );
-    let credentials = Credentials::new(
-        access.expose(),
-        secret.expose(),
-        None,
-        None,
-        "deis-backup-gateway",
-    );
-    let mut config = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(credentials)
-        .endpoint_url(endpoint)
-        .force_path_style(true)
-        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-        .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
-    if version == SignatureVersion::V2 {
-        config = config.interceptor(SigV2Interceptor::new(access, secret));
-    }
-    aws_sdk_s3::Client::from_conf(config.build())
+) -> S3Client {
+    let empty = Secret::new("");
+    let access = settings.access_key.as_ref().unwrap_or(&empty);
+    let secret = settings.secret_key.as_ref().unwrap_or(&empty);
+    let spec = ClientSpec {
+        endpoint: Some(endpoint),
+        region: "us-east-1",
+        access_key: access,
+        secret_key: secret,
+        provider_name: "deis-backup-gateway",
+        timeouts,
+    };
+    let sigv2 = (version == SignatureVersion::V2)
+        .then(|| SharedInterceptor::new(SigV2Interceptor::new(access.clone(), secret.clone())));
+    S3Client::build(&spec, sigv2)
 }
 
 impl GatewayClient {
     /// A client for the configured gateway, without any request yet, signing with `version`.
     pub fn new(
         settings: &GatewaySettings,
+        timeouts: &TimeoutSettings,
         version: SignatureVersion,
     ) -> Result<Self, GatewayError> {
         let endpoint = settings
@@ -126,21 +80,23 @@ impl GatewayClient {
             return Err(GatewayError::MissingCredentials { endpoint });
         }
         Ok(Self {
-            client: build(settings, &endpoint, version),
-            endpoint,
+            s3: build(settings, timeouts, &endpoint, version),
             signature: version,
         })
     }
 
     /// Connects to the configured gateway: tries each signature that `gateway.signature`
     /// allows (v4 then v2 for `auto`) with a ListBuckets, and keeps the first one accepted.
-    pub async fn connect(settings: &GatewaySettings) -> Result<Self, GatewayError> {
+    pub async fn connect(
+        settings: &GatewaySettings,
+        timeouts: &TimeoutSettings,
+    ) -> Result<Self, GatewayError> {
         let mut tried = Vec::new();
         for &version in SignatureVersion::candidates(settings.signature) {
-            let client = Self::new(settings, version)?;
-            match client.client.list_buckets().send().await {
+            let client = Self::new(settings, timeouts, version)?;
+            match client.s3.sdk().list_buckets().send().await {
                 Ok(_) => {
-                    tracing::debug!(endpoint = %client.endpoint, signature = %version, "Connected to the gateway.");
+                    tracing::debug!(endpoint = %client.endpoint(), signature = %version, "Connected to the gateway.");
                     return Ok(client);
                 }
                 Err(e) if matches!(status(&e), Some(400 | 401 | 403)) => {
@@ -149,8 +105,8 @@ impl GatewayClient {
                 }
                 Err(e) => {
                     return Err(GatewayError::Unreachable {
-                        endpoint: client.endpoint,
-                        detail: DisplayErrorContext(&e).to_string(),
+                        endpoint: client.endpoint().to_owned(),
+                        detail: error_chain(&e),
                     })
                 }
             }
@@ -162,7 +118,7 @@ impl GatewayClient {
     }
 
     pub fn endpoint(&self) -> &str {
-        &self.endpoint
+        self.s3.endpoint()
     }
 
     pub fn signature(&self) -> SignatureVersion {
@@ -171,7 +127,25 @@ impl GatewayClient {
 
     /// The underlying SDK client (tests use it to reach the gateway behind the job's back).
     pub fn sdk(&self) -> &aws_sdk_s3::Client {
-        &self.client
+        self.s3.sdk()
+    }
+
+    fn failed<E>(
+        &self,
+        action: &'static str,
+        bucket: &str,
+        key: &str,
+        err: SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    ) -> GatewayError
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        GatewayError::Request {
+            action,
+            bucket: bucket.into(),
+            key: key.into(),
+            detail: describe_failure(self.endpoint(), &err),
+        }
     }
 
     /// Every object of `bucket`, in key order. Uses ListObjects (v1) with a marker: Hammer's
@@ -182,7 +156,7 @@ impl GatewayClient {
         let mut marker: Option<String> = None;
         loop {
             let page = self
-                .client
+                .sdk()
                 .list_objects()
                 .bucket(bucket)
                 .set_marker(marker.take())
@@ -191,16 +165,16 @@ impl GatewayClient {
                 .map_err(|e| {
                     if status(&e) == Some(404) {
                         GatewayError::NoBucket {
-                            endpoint: self.endpoint.clone(),
+                            endpoint: self.endpoint().to_owned(),
                             bucket: bucket.into(),
                         }
                     } else if matches!(status(&e), Some(401 | 403)) {
                         GatewayError::Credentials {
-                            endpoint: self.endpoint.clone(),
+                            endpoint: self.endpoint().to_owned(),
                             tried: self.signature.to_string(),
                         }
                     } else {
-                        failed("list", bucket, "", e)
+                        self.failed("list", bucket, "", e)
                     }
                 })?;
             for o in page.contents() {
@@ -230,14 +204,7 @@ impl GatewayClient {
         bucket: &str,
         key: &str,
     ) -> Result<Option<GatewayObject>, GatewayError> {
-        match self
-            .client
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-        {
+        match self.sdk().get_object().bucket(bucket).key(key).send().await {
             Ok(out) => Ok(Some(GatewayObject {
                 size: out.content_length().unwrap_or_default().max(0) as u64,
                 etag: unquote(out.e_tag().unwrap_or_default()),
@@ -249,7 +216,7 @@ impl GatewayClient {
                 body: out.body,
             })),
             Err(e) if status(&e) == Some(404) => Ok(None),
-            Err(e) => Err(failed("read", bucket, key, e)),
+            Err(e) => Err(self.failed("read", bucket, key, e)),
         }
     }
 
@@ -260,7 +227,7 @@ impl GatewayClient {
         key: &str,
     ) -> Result<Option<(u64, String)>, GatewayError> {
         match self
-            .client
+            .sdk()
             .head_object()
             .bucket(bucket)
             .key(key)
@@ -272,27 +239,27 @@ impl GatewayClient {
                 unquote(out.e_tag().unwrap_or_default()),
             ))),
             Err(e) if status(&e) == Some(404) => Ok(None),
-            Err(e) => Err(failed("look up", bucket, key, e)),
+            Err(e) => Err(self.failed("look up", bucket, key, e)),
         }
     }
 
     /// Whether `bucket` exists (a 403 means it belongs to someone else: an error).
     pub async fn bucket_exists(&self, bucket: &str) -> Result<bool, GatewayError> {
-        match self.client.head_bucket().bucket(bucket).send().await {
+        match self.sdk().head_bucket().bucket(bucket).send().await {
             Ok(_) => Ok(true),
             Err(e) if status(&e) == Some(404) => Ok(false),
-            Err(e) => Err(failed("check bucket", bucket, "", e)),
+            Err(e) => Err(self.failed("check bucket", bucket, "", e)),
         }
     }
 
     /// Creates `bucket` (no LocationConstraint: radosgw refuses unknown ones).
     pub async fn create_bucket(&self, bucket: &str) -> Result<(), GatewayError> {
-        self.client
+        self.sdk()
             .create_bucket()
             .bucket(bucket)
             .send()
             .await
-            .map_err(|e| failed("create bucket", bucket, "", e))?;
+            .map_err(|e| self.failed("create bucket", bucket, "", e))?;
         Ok(())
     }
 
@@ -305,16 +272,19 @@ impl GatewayClient {
         content_type: Option<&str>,
         metadata: &BTreeMap<String, String>,
     ) -> Result<(), GatewayError> {
-        self.client
+        let len = body.len();
+        self.sdk()
             .put_object()
             .bucket(bucket)
             .key(key)
             .set_content_type(content_type.map(str::to_owned))
             .set_metadata(Some(to_map(metadata)))
             .body(ByteStream::from(body))
+            .customize()
+            .config_override(self.s3.upload_override(len))
             .send()
             .await
-            .map_err(|e| failed("write", bucket, key, e))?;
+            .map_err(|e| self.failed("write", bucket, key, e))?;
         Ok(())
     }
 
@@ -327,7 +297,7 @@ impl GatewayClient {
         metadata: &BTreeMap<String, String>,
     ) -> Result<String, GatewayError> {
         let out = self
-            .client
+            .sdk()
             .create_multipart_upload()
             .bucket(bucket)
             .key(key)
@@ -335,13 +305,12 @@ impl GatewayClient {
             .set_metadata(Some(to_map(metadata)))
             .send()
             .await
-            .map_err(|e| failed("start a multipart upload of", bucket, key, e))?;
+            .map_err(|e| self.failed("start a multipart upload of", bucket, key, e))?;
         out.upload_id.ok_or_else(|| GatewayError::Request {
             action: "start a multipart upload of",
             bucket: bucket.into(),
             key: key.into(),
             detail: "the response has no upload id".into(),
-            transient: false,
         })
     }
 
@@ -353,17 +322,20 @@ impl GatewayClient {
         part_number: i32,
         body: Vec<u8>,
     ) -> Result<CompletedPart, GatewayError> {
+        let len = body.len();
         let out = self
-            .client
+            .sdk()
             .upload_part()
             .bucket(bucket)
             .key(key)
             .upload_id(upload_id)
             .part_number(part_number)
             .body(ByteStream::from(body))
+            .customize()
+            .config_override(self.s3.upload_override(len))
             .send()
             .await
-            .map_err(|e| failed("upload a part of", bucket, key, e))?;
+            .map_err(|e| self.failed("upload a part of", bucket, key, e))?;
         Ok(CompletedPart::builder()
             .set_e_tag(out.e_tag)
             .part_number(part_number)
@@ -377,7 +349,7 @@ impl GatewayClient {
         upload_id: &str,
         parts: Vec<CompletedPart>,
     ) -> Result<(), GatewayError> {
-        self.client
+        self.sdk()
             .complete_multipart_upload()
             .bucket(bucket)
             .key(key)
@@ -389,7 +361,7 @@ impl GatewayClient {
             )
             .send()
             .await
-            .map_err(|e| failed("complete the multipart upload of", bucket, key, e))?;
+            .map_err(|e| self.failed("complete the multipart upload of", bucket, key, e))?;
         Ok(())
     }
 
@@ -399,14 +371,14 @@ impl GatewayClient {
         key: &str,
         upload_id: &str,
     ) -> Result<(), GatewayError> {
-        self.client
+        self.sdk()
             .abort_multipart_upload()
             .bucket(bucket)
             .key(key)
             .upload_id(upload_id)
             .send()
             .await
-            .map_err(|e| failed("abort the multipart upload of", bucket, key, e))?;
+            .map_err(|e| self.failed("abort the multipart upload of", bucket, key, e))?;
         Ok(())
     }
 }
@@ -433,11 +405,15 @@ mod tests {
     fn missing_settings_are_clear_errors_naming_the_gateway() {
         let mut s = GatewaySettings::default();
         assert!(matches!(
-            GatewayClient::new(&s, SignatureVersion::V4).err().unwrap(),
+            GatewayClient::new(&s, &TimeoutSettings::default(), SignatureVersion::V4)
+                .err()
+                .unwrap(),
             GatewayError::NoEndpoint
         ));
         s.endpoint = Some("http://127.0.0.1:1".into());
-        let err = GatewayClient::new(&s, SignatureVersion::V2).err().unwrap();
+        let err = GatewayClient::new(&s, &TimeoutSettings::default(), SignatureVersion::V2)
+            .err()
+            .unwrap();
         assert!(err
             .to_string()
             .contains("gateway http://127.0.0.1:1 needs credentials"));

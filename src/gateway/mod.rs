@@ -36,29 +36,18 @@ pub enum GatewayError {
         action: &'static str,
         bucket: String,
         key: String,
-        /// The SDK error with its chain rendered (code, message, request id).
+        /// The endpoint and the SDK error with its chain rendered (code, message, request
+        /// id). The SDK has retried what was worth retrying already.
         detail: String,
-        /// A 5xx, timeout or connection error: worth retrying.
-        transient: bool,
     },
-    #[error("cannot read s3://{bucket}/{key} from the gateway")]
+    #[error("cannot read s3://{bucket}/{key} from the gateway at {endpoint}")]
     Body {
+        endpoint: String,
         bucket: String,
         key: String,
         #[source]
         source: aws_sdk_s3::primitives::ByteStreamError,
     },
-}
-
-impl GatewayError {
-    /// True for errors that a later attempt may not meet (5xx, timeouts, resets, bodies cut).
-    pub fn is_transient(&self) -> bool {
-        match self {
-            GatewayError::Request { transient, .. } => *transient,
-            GatewayError::Body { .. } | GatewayError::Unreachable { .. } => true,
-            _ => false,
-        }
-    }
 }
 
 /// The signature a connected client uses.

@@ -7,11 +7,12 @@
 
 use super::{Backup, Job, JobError, Run, DATABASE_ARTIFACT};
 use crate::config::{ConfigDuration, DatabaseSettings, ExecMode, Settings};
-use crate::docker::{classify, BoundedCapture, DockerClient, DockerError, ExecChunk, ExecSpec};
+use crate::docker::{
+    classify, next_output, BoundedCapture, DockerClient, DockerError, ExecChunk, ExecSpec,
+};
 use crate::runtime::{block_on, runtime};
 use crate::store::JobKind;
 use bytes::Bytes;
-use futures_util::StreamExt;
 use serde::Serialize;
 use std::io::{self, Write};
 
@@ -239,7 +240,7 @@ fn run_database(run: &mut Run<'_>) -> Result<Backup, JobError> {
     let dest = run.dest;
     let db = &settings.database;
     let container = db.container.clone();
-    let docker = DockerClient::from_env();
+    let docker = DockerClient::from_env().with_timeouts(&settings.timeouts);
     block_on(docker.running_container(&container)).map_err(DatabaseError::from)?;
     let spec = dump_command(db);
     let command = crate::docker::describe_command(&spec);
@@ -251,9 +252,18 @@ fn run_database(run: &mut Run<'_>) -> Result<Backup, JobError> {
     let exec_id = session.id.clone();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
     let mut output = session.output;
+    let idle = settings.timeouts.database_idle;
     let reader = runtime().spawn(async move {
         let mut stderr = BoundedCapture::new(STDERR_LIMIT);
-        while let Some(frame) = output.next().await {
+        let silent = |stderr: &BoundedCapture| {
+            let detail =
+                format!("no output for {idle} (timeouts.database-idle); is it waiting on a lock?");
+            (detail, stderr.clone())
+        };
+        while let Some(frame) = next_output(&mut output, idle.get())
+            .await
+            .map_err(|_| silent(&stderr))?
+        {
             let frame = frame.map_err(|e| {
                 (
                     format!("reading the exec's output failed: {e}"),

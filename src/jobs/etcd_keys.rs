@@ -159,7 +159,7 @@ fn run_etcd(run: &mut Run<'_>) -> Result<Backup, JobError> {
         source,
     };
     let (api, listing) = block_on(async {
-        let client = EtcdClient::connect(&settings.etcd).await?;
+        let client = EtcdClient::connect_with(&settings.etcd, &settings.timeouts).await?;
         let listing = client.get_prefix(&prefix).await?;
         Ok::<_, EtcdError>((client.api(), listing))
     })

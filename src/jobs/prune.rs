@@ -66,7 +66,7 @@ pub enum PruneError {
     Mark {
         set: SetRef,
         #[source]
-        source: SnapshotError,
+        source: Box<SnapshotError>,
     },
     #[error(
         "no gateway object was deleted: the manifest of {set} is unusable ({reason}), so the \
@@ -181,7 +181,7 @@ fn collect_objects(
     for manifest in kept {
         mark_snapshot(dest, manifest, &mut marks).map_err(|source| PruneError::Mark {
             set: set_of(manifest),
-            source,
+            source: Box::new(source),
         })?;
     }
     let grace = chrono::Duration::from_std(settings.retention.object_grace.get())

@@ -55,7 +55,7 @@ pub fn publish(settings: &Settings, outcome: &RunOutcome) {
     let limit = settings.timeouts.request.get();
     let written = crate::runtime::block_on(async {
         tokio::time::timeout(limit, async {
-            let client = EtcdClient::connect(&settings.etcd).await?;
+            let client = EtcdClient::connect_with(&settings.etcd, &settings.timeouts).await?;
             client.put(&key, &body, None).await
         })
         .await

@@ -3,7 +3,7 @@
 //! (checking its sha256 on the way), objects already identical there (size and ETag) are
 //! skipped, and objects run in parallel (`gateway.concurrency`).
 
-use crate::config::GatewaySettings;
+use crate::config::{GatewaySettings, TimeoutSettings};
 use crate::gateway::{GatewayClient, GatewayError};
 use crate::io_util::HashingReader;
 use crate::jobs::gateway::{read_snapshot, ObjectRecord, SnapshotError};
@@ -11,13 +11,10 @@ use crate::runtime::block_on;
 use crate::store::{Destination, Manifest, ObjectStore, StoreError};
 use crate::util::parallel_map;
 use std::io::{self, Read};
-use std::time::Duration;
 
 /// Objects up to this size go up in one PutObject; larger ones as multipart uploads of parts
 /// this size (or larger, for objects over ~45 GB), one part in memory per object at a time.
 const PART: u64 = 5 << 20;
-/// Attempts per object (transient gateway errors only).
-const ATTEMPTS: u32 = 4;
 
 /// Why a gateway restore failed.
 #[derive(Debug, thiserror::Error)]
@@ -56,11 +53,13 @@ pub struct GatewayRestoreReport {
 }
 
 /// Restores the buckets of a gateway set (all, or those in `only`) into the gateway of
-/// `settings`. With `dry_run`, only reads the snapshot and reports the plan.
+/// `settings`, under the deadlines of `timeouts`. With `dry_run`, only reads the snapshot and
+/// reports the plan.
 pub fn restore_gateway(
     dest: &dyn Destination,
     manifest: &Manifest,
     settings: &GatewaySettings,
+    timeouts: &TimeoutSettings,
     only: &[String],
     dry_run: bool,
 ) -> Result<GatewayRestoreReport, GatewayRestoreError> {
@@ -96,7 +95,7 @@ pub fn restore_gateway(
     let store = dest
         .objects()
         .ok_or_else(|| GatewayRestoreError::NoObjectStore(dest.describe()))?;
-    let gateway = block_on(GatewayClient::connect(settings))?;
+    let gateway = block_on(GatewayClient::connect(settings, timeouts))?;
     let workers = settings.concurrency.max(1) as usize;
     let mut failures = Vec::new();
     for bucket in chosen {
@@ -156,33 +155,20 @@ enum ObjectError {
     Corrupt(String),
 }
 
-/// Uploads one object unless identical there; `Ok(false)` when skipped.
+/// Uploads one object unless identical there; `Ok(false)` when skipped. Every request is
+/// retried by the SDK (bodies are in memory, so it can send them again); nothing to loop here.
 fn restore_object(
     gateway: &GatewayClient,
     store: &dyn ObjectStore,
     bucket: &str,
     record: &ObjectRecord,
 ) -> Result<bool, ObjectError> {
-    let mut wait = Duration::from_millis(200);
-    for attempt in 1..=ATTEMPTS {
-        let result = (|| {
-            if let Some((size, etag)) = block_on(gateway.head(bucket, &record.key))? {
-                if size == record.size && etag == record.etag {
-                    return Ok(false);
-                }
-            }
-            upload(gateway, store, bucket, record).map(|()| true)
-        })();
-        match result {
-            Err(ObjectError::Gateway(e)) if e.is_transient() && attempt < ATTEMPTS => {
-                tracing::debug!(bucket, key = %record.key, attempt, "Retrying an object restore: {e}");
-                std::thread::sleep(wait);
-                wait *= 2;
-            }
-            other => return other,
+    if let Some((size, etag)) = block_on(gateway.head(bucket, &record.key))? {
+        if size == record.size && etag == record.etag {
+            return Ok(false);
         }
     }
-    unreachable!("the last attempt returns")
+    upload(gateway, store, bucket, record).map(|()| true)
 }
 
 /// Reads `n` bytes (fewer at the end of the stream).

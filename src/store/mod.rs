@@ -209,6 +209,7 @@ pub fn open_destination_with(
             &bucket,
             &prefix,
             &settings.destination,
+            &settings.timeouts,
             options,
         )?)),
         Err(reason) => Err(StoreError::BadUrl {

@@ -111,7 +111,10 @@ impl OwnEtcd {
         self.child = Some(child);
         let ready = crate::support::wait_until(30_000, || {
             let v2 = block_on(async {
-                let c = deis_backup::etcd::V2Client::new(std::slice::from_ref(&url));
+                let c = deis_backup::etcd::V2Client::new(
+                    std::slice::from_ref(&url),
+                    &deis_backup::config::TimeoutSettings::default(),
+                );
                 c.get_prefix("/").await.is_ok()
             });
             v2 && {

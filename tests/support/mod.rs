@@ -1,6 +1,8 @@
 //! Shared helpers of the integration tests: running the binary, building trees, data.
 #![allow(dead_code)]
 
+pub mod blackhole;
+
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,17 +1,22 @@
 //! Copying one object from the gateway into the object store: streamed GET -> sha256 ->
-//! staged write -> commit under its address, retried with backoff on transient errors.
+//! staged write -> commit under its address.
+//!
+//! Every S3 request (the GET itself, the store's part uploads) is retried by the SDK (see
+//! [`crate::s3::client`]). What the SDK cannot retry is a response body that breaks or stalls
+//! half-way (it has handed the stream over already): only then does this module start the
+//! object over, a few times.
 
 use super::snapshot::ObjectRecord;
 use crate::error_chain::error_chain;
 use crate::gateway::{GatewayClient, GatewayError, ListedObject};
 use crate::runtime::block_on;
-use crate::store::{object_path, ObjectStore, S3Error, SetRef, StoreError};
+use crate::store::{object_path, ObjectStore, SetRef, StoreError};
 use std::io::{self, Write};
 use std::time::Duration;
 
-/// Attempts per object before it counts as failed.
-pub const MAX_ATTEMPTS: u32 = 5;
-/// The first retry waits this long; each next one twice as long.
+/// Reads of an object whose body broke half-way before it counts as failed.
+pub const BODY_ATTEMPTS: u32 = 3;
+/// The first restart waits this long; the next one twice as long.
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 
 /// How copying one object ended.
@@ -42,20 +47,16 @@ enum AttemptError {
 }
 
 impl AttemptError {
-    fn is_transient(&self) -> bool {
-        match self {
-            AttemptError::Gateway(e) => e.is_transient(),
-            AttemptError::Store(StoreError::S3(S3Error::Request { .. } | S3Error::Body { .. })) => {
-                true
-            }
-            AttemptError::Store(_) => false,
-            AttemptError::Write(e) => e.kind() != io::ErrorKind::StorageFull,
-            AttemptError::Short { .. } => true,
-        }
+    /// A body that broke or stalled half-way, or came short: the SDK's retries did not cover it.
+    fn body_broke(&self) -> bool {
+        matches!(
+            self,
+            AttemptError::Gateway(GatewayError::Body { .. }) | AttemptError::Short { .. }
+        )
     }
 }
 
-/// Copies `listed` from `bucket`, retrying transient failures with exponential backoff.
+/// Copies `listed` from `bucket`, starting over (with backoff) when its body breaks half-way.
 pub fn copy_object(
     gateway: &GatewayClient,
     store: &dyn ObjectStore,
@@ -64,7 +65,7 @@ pub fn copy_object(
     listed: &ListedObject,
 ) -> Copied {
     let mut wait = FIRST_BACKOFF;
-    for attempt in 1..=MAX_ATTEMPTS {
+    for attempt in 1..=BODY_ATTEMPTS {
         match attempt_copy(gateway, store, set, bucket, listed) {
             Ok(Some((record, deduplicated))) => {
                 return Copied::Stored {
@@ -73,8 +74,8 @@ pub fn copy_object(
                 }
             }
             Ok(None) => return Copied::Vanished,
-            Err(e) if e.is_transient() && attempt < MAX_ATTEMPTS => {
-                tracing::debug!(bucket, key = %listed.key, attempt, "Retrying an object copy: {e}");
+            Err(e) if e.body_broke() && attempt < BODY_ATTEMPTS => {
+                tracing::debug!(bucket, key = %listed.key, attempt, "Reading an object again: {e}");
                 std::thread::sleep(wait);
                 wait *= 2;
             }
@@ -106,6 +107,7 @@ fn attempt_copy(
     let mut got = 0u64;
     while let Some(chunk) = block_on(object.body.next()) {
         let chunk = chunk.map_err(|source| GatewayError::Body {
+            endpoint: gateway.endpoint().to_owned(),
             bucket: bucket.into(),
             key: listed.key.clone(),
             source,

@@ -113,8 +113,11 @@ fn run_gateway(run: &mut Run<'_>) -> Result<Backup, JobError> {
         .ok_or_else(|| GatewayJobError::NoObjectStore {
             destination: dest.describe(),
         })?;
-    let gateway =
-        block_on(GatewayClient::connect(&settings.gateway)).map_err(GatewayJobError::from)?;
+    let gateway = block_on(GatewayClient::connect(
+        &settings.gateway,
+        &settings.timeouts,
+    ))
+    .map_err(GatewayJobError::from)?;
     tracing::info!(
         endpoint = gateway.endpoint(),
         signature = %gateway.signature(),

@@ -2,7 +2,9 @@
 //! [`S3Error`]s naming the action and the object.
 
 use super::S3Error;
-use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use crate::s3::{describe_failure, status, S3Client};
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 use chrono::{DateTime, Utc};
@@ -12,7 +14,7 @@ use std::sync::Arc;
 /// A client bound to one bucket.
 #[derive(Clone)]
 pub struct Bucket {
-    client: aws_sdk_s3::Client,
+    s3: S3Client,
     name: Arc<str>,
 }
 
@@ -24,42 +26,24 @@ pub enum BucketState {
     Missing,
 }
 
-/// One level of a listing with delimiter `/`.
-#[derive(Debug, Default)]
-pub struct Folder {
-    /// Common prefixes (`.../name/`).
-    pub folders: Vec<String>,
-    /// Objects directly in the folder, with their last-modified time.
-    pub objects: Vec<(String, Option<DateTime<Utc>>)>,
-}
-
-/// One key of a flat listing.
-#[derive(Debug, Clone)]
-pub struct ListedKey {
-    pub key: String,
-    pub size: u64,
-    pub last_modified: Option<DateTime<Utc>>,
-}
-
 /// An object being read.
 pub struct Object {
-    pub body: ByteStream,
+    pub body: ObjectBody,
     pub last_modified: Option<DateTime<Utc>>,
 }
 
-/// An open multipart upload.
-#[derive(Debug, Clone)]
-pub struct Upload {
-    pub key: String,
-    pub upload_id: String,
-    pub initiated: Option<DateTime<Utc>>,
+/// The body of a GetObject, with the endpoint it streams from (errors name it).
+pub struct ObjectBody {
+    pub stream: ByteStream,
+    pub endpoint: String,
 }
 
 fn failed<E>(
     action: &'static str,
+    endpoint: &str,
     bucket: &str,
     key: &str,
-    err: SdkError<E, impl std::fmt::Debug>,
+    err: SdkError<E, HttpResponse>,
 ) -> S3Error
 where
     E: std::error::Error + Send + Sync + 'static,
@@ -68,22 +52,18 @@ where
         action,
         bucket: bucket.into(),
         key: key.into(),
-        detail: DisplayErrorContext(&err).to_string(),
+        detail: describe_failure(endpoint, &err),
     }
 }
 
-fn status<E>(err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Option<u16> {
-    err.raw_response().map(|r| r.status().as_u16())
-}
-
-fn to_chrono(t: Option<&aws_sdk_s3::primitives::DateTime>) -> Option<DateTime<Utc>> {
+pub(super) fn to_chrono(t: Option<&aws_sdk_s3::primitives::DateTime>) -> Option<DateTime<Utc>> {
     t.and_then(|t| DateTime::from_timestamp(t.secs(), t.subsec_nanos()))
 }
 
 impl Bucket {
-    pub fn new(client: aws_sdk_s3::Client, name: &str) -> Self {
+    pub fn new(s3: S3Client, name: &str) -> Self {
         Self {
-            client,
+            s3,
             name: name.into(),
         }
     }
@@ -92,43 +72,63 @@ impl Bucket {
         &self.name
     }
 
+    pub(super) fn sdk(&self) -> &aws_sdk_s3::Client {
+        self.s3.sdk()
+    }
+
+    /// A failed request on `key` of this bucket, naming the endpoint.
+    pub(super) fn failed<E>(
+        &self,
+        action: &'static str,
+        key: &str,
+        err: SdkError<E, HttpResponse>,
+    ) -> S3Error
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        failed(action, self.s3.endpoint(), &self.name, key, err)
+    }
+
     pub async fn head_bucket(&self) -> Result<BucketState, S3Error> {
-        match self.client.head_bucket().bucket(&*self.name).send().await {
+        match self.sdk().head_bucket().bucket(&*self.name).send().await {
             Ok(_) => Ok(BucketState::Exists),
             Err(e) => match status(&e) {
                 Some(401 | 403) => Ok(BucketState::Forbidden),
                 Some(404) => Ok(BucketState::Missing),
-                _ => Err(failed("check bucket", &self.name, "", e)),
+                _ => Err(self.failed("check bucket", "", e)),
             },
         }
     }
 
     pub async fn create_bucket(&self) -> Result<(), S3Error> {
-        self.client
+        self.sdk()
             .create_bucket()
             .bucket(&*self.name)
             .send()
             .await
-            .map_err(|e| failed("create bucket", &self.name, "", e))?;
+            .map_err(|e| self.failed("create bucket", "", e))?;
         Ok(())
     }
 
     pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), S3Error> {
-        self.client
+        let len = bytes.len();
+        self.sdk()
             .put_object()
             .bucket(&*self.name)
             .key(key)
             .body(ByteStream::from(bytes))
+            .customize()
+            .config_override(self.s3.upload_override(len))
             .send()
             .await
-            .map_err(|e| failed("write", &self.name, key, e))?;
+            .map_err(|e| self.failed("write", key, e))?;
         Ok(())
     }
 
     /// Starts reading an object; `None` when it does not exist.
     pub async fn get(&self, key: &str) -> Result<Option<Object>, S3Error> {
         match self
-            .client
+            .sdk()
             .get_object()
             .bucket(&*self.name)
             .key(key)
@@ -137,11 +137,14 @@ impl Bucket {
         {
             Ok(out) => Ok(Some(Object {
                 last_modified: to_chrono(out.last_modified()),
-                body: out.body,
+                body: ObjectBody {
+                    stream: out.body,
+                    endpoint: self.s3.endpoint().to_owned(),
+                },
             })),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
             Err(e) if status(&e) == Some(404) => Ok(None),
-            Err(e) => Err(failed("read", &self.name, key, e)),
+            Err(e) => Err(self.failed("read", key, e)),
         }
     }
 
@@ -153,11 +156,13 @@ impl Bucket {
         let Some(object) = self.get(key).await? else {
             return Ok(None);
         };
-        let bytes = object
-            .body
+        let body = object.body;
+        let bytes = body
+            .stream
             .collect()
             .await
             .map_err(|source| S3Error::Body {
+                endpoint: body.endpoint,
                 bucket: self.name.to_string(),
                 key: key.into(),
                 source,
@@ -167,7 +172,7 @@ impl Bucket {
 
     pub async fn exists(&self, key: &str) -> Result<bool, S3Error> {
         match self
-            .client
+            .sdk()
             .head_object()
             .bucket(&*self.name)
             .key(key)
@@ -176,110 +181,19 @@ impl Bucket {
         {
             Ok(_) => Ok(true),
             Err(e) if status(&e) == Some(404) => Ok(false),
-            Err(e) => Err(failed("look up", &self.name, key, e)),
+            Err(e) => Err(self.failed("look up", key, e)),
         }
     }
 
     pub async fn delete(&self, key: &str) -> Result<(), S3Error> {
-        self.client
+        self.sdk()
             .delete_object()
             .bucket(&*self.name)
             .key(key)
             .send()
             .await
-            .map_err(|e| failed("delete", &self.name, key, e))?;
+            .map_err(|e| self.failed("delete", key, e))?;
         Ok(())
-    }
-
-    /// One level under `prefix` (which ends with `/`), every page.
-    pub async fn list_folder(&self, prefix: &str) -> Result<Folder, S3Error> {
-        let mut folder = Folder::default();
-        let mut token = None;
-        loop {
-            let page = self
-                .client
-                .list_objects_v2()
-                .bucket(&*self.name)
-                .prefix(prefix)
-                .delimiter("/")
-                .set_continuation_token(token.take())
-                .send()
-                .await
-                .map_err(|e| failed("list", &self.name, prefix, e))?;
-            folder.folders.extend(
-                page.common_prefixes()
-                    .iter()
-                    .filter_map(|p| p.prefix().map(str::to_owned)),
-            );
-            folder.objects.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|o| Some((o.key()?.to_owned(), to_chrono(o.last_modified())))),
-            );
-            match page.next_continuation_token() {
-                Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),
-                _ => return Ok(folder),
-            }
-        }
-    }
-
-    /// Every key under `prefix`, every page.
-    pub async fn list_all(&self, prefix: &str) -> Result<Vec<String>, S3Error> {
-        let mut keys = Vec::new();
-        let mut token = None;
-        loop {
-            let page = self
-                .client
-                .list_objects_v2()
-                .bucket(&*self.name)
-                .prefix(prefix)
-                .set_continuation_token(token.take())
-                .send()
-                .await
-                .map_err(|e| failed("list", &self.name, prefix, e))?;
-            keys.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(str::to_owned)),
-            );
-            match page.next_continuation_token() {
-                Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),
-                _ => return Ok(keys),
-            }
-        }
-    }
-
-    /// Every key under `prefix` with its size and last-modified time, page by page, handed to
-    /// `visit` (memory: one page); an error from `visit` stops the listing.
-    pub async fn for_each_key<E: From<S3Error>>(
-        &self,
-        prefix: &str,
-        mut visit: impl FnMut(ListedKey) -> Result<(), E>,
-    ) -> Result<(), E> {
-        let mut token = None;
-        loop {
-            let page = self
-                .client
-                .list_objects_v2()
-                .bucket(&*self.name)
-                .prefix(prefix)
-                .set_continuation_token(token.take())
-                .send()
-                .await
-                .map_err(|e| failed("list", &self.name, prefix, e))?;
-            for object in page.contents() {
-                let Some(key) = object.key() else { continue };
-                visit(ListedKey {
-                    key: key.to_owned(),
-                    size: object.size().unwrap_or_default().max(0) as u64,
-                    last_modified: to_chrono(object.last_modified()),
-                })?;
-            }
-            match page.next_continuation_token() {
-                Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),
-                _ => return Ok(()),
-            }
-        }
     }
 
     /// Deletes `keys` with DeleteObjects, 1,000 a request.
@@ -302,13 +216,13 @@ impl Bucket {
                     detail: e.to_string(),
                 })?;
             let out = self
-                .client
+                .sdk()
                 .delete_objects()
                 .bucket(&*self.name)
                 .delete(objects)
                 .send()
                 .await
-                .map_err(|e| failed("delete objects under", &self.name, &chunk[0], e))?;
+                .map_err(|e| self.failed("delete objects under", &chunk[0], e))?;
             if let Some(err) = out.errors().first() {
                 return Err(S3Error::Request {
                     action: "delete",
@@ -325,48 +239,15 @@ impl Bucket {
         Ok(())
     }
 
-    /// Every open multipart upload under `prefix`, every page.
-    pub async fn list_uploads(&self, prefix: &str) -> Result<Vec<Upload>, S3Error> {
-        let mut uploads = Vec::new();
-        let (mut key_marker, mut id_marker) = (None, None);
-        loop {
-            let page = self
-                .client
-                .list_multipart_uploads()
-                .bucket(&*self.name)
-                .prefix(prefix)
-                .set_key_marker(key_marker.take())
-                .set_upload_id_marker(id_marker.take())
-                .send()
-                .await
-                .map_err(|e| failed("list multipart uploads under", &self.name, prefix, e))?;
-            uploads.extend(page.uploads().iter().filter_map(|u| {
-                Some(Upload {
-                    key: u.key()?.to_owned(),
-                    upload_id: u.upload_id()?.to_owned(),
-                    initiated: to_chrono(u.initiated()),
-                })
-            }));
-            if page.is_truncated() != Some(true) {
-                return Ok(uploads);
-            }
-            key_marker = page.next_key_marker().map(str::to_owned);
-            id_marker = page.next_upload_id_marker().map(str::to_owned);
-            if key_marker.is_none() {
-                return Ok(uploads);
-            }
-        }
-    }
-
     pub async fn create_upload(&self, key: &str) -> Result<String, S3Error> {
         let out = self
-            .client
+            .sdk()
             .create_multipart_upload()
             .bucket(&*self.name)
             .key(key)
             .send()
             .await
-            .map_err(|e| failed("start a multipart upload of", &self.name, key, e))?;
+            .map_err(|e| self.failed("start a multipart upload of", key, e))?;
         out.upload_id.ok_or_else(|| S3Error::Request {
             action: "start a multipart upload of",
             bucket: self.name.to_string(),
@@ -383,20 +264,27 @@ impl Bucket {
         part_number: i32,
         body: Vec<u8>,
     ) -> impl Future<Output = Result<CompletedPart, S3Error>> + Send + 'static {
+        let len = body.len();
         let request = self
-            .client
+            .sdk()
             .upload_part()
             .bucket(&*self.name)
             .key(key)
             .upload_id(upload_id)
             .part_number(part_number)
-            .body(ByteStream::from(body));
-        let (bucket, key) = (self.name.to_string(), key.to_owned());
+            .body(ByteStream::from(body))
+            .customize()
+            .config_override(self.s3.upload_override(len));
+        let (endpoint, bucket, key) = (
+            self.s3.endpoint().to_owned(),
+            self.name.to_string(),
+            key.to_owned(),
+        );
         async move {
             let out = request
                 .send()
                 .await
-                .map_err(|e| failed("upload a part of", &bucket, &key, e))?;
+                .map_err(|e| failed("upload a part of", &endpoint, &bucket, &key, e))?;
             Ok(CompletedPart::builder()
                 .set_e_tag(out.e_tag)
                 .part_number(part_number)
@@ -410,7 +298,7 @@ impl Bucket {
         upload_id: &str,
         parts: Vec<CompletedPart>,
     ) -> Result<(), S3Error> {
-        self.client
+        self.sdk()
             .complete_multipart_upload()
             .bucket(&*self.name)
             .key(key)
@@ -422,26 +310,26 @@ impl Bucket {
             )
             .send()
             .await
-            .map_err(|e| failed("complete the multipart upload of", &self.name, key, e))?;
+            .map_err(|e| self.failed("complete the multipart upload of", key, e))?;
         Ok(())
     }
 
     pub async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<(), S3Error> {
-        self.client
+        self.sdk()
             .abort_multipart_upload()
             .bucket(&*self.name)
             .key(key)
             .upload_id(upload_id)
             .send()
             .await
-            .map_err(|e| failed("abort the multipart upload of", &self.name, key, e))?;
+            .map_err(|e| self.failed("abort the multipart upload of", key, e))?;
         Ok(())
     }
 
     /// The size of an object, `None` when it does not exist.
     pub async fn size_of(&self, key: &str) -> Result<Option<u64>, S3Error> {
         match self
-            .client
+            .sdk()
             .head_object()
             .bucket(&*self.name)
             .key(key)
@@ -450,7 +338,7 @@ impl Bucket {
         {
             Ok(out) => Ok(Some(out.content_length().unwrap_or_default().max(0) as u64)),
             Err(e) if status(&e) == Some(404) => Ok(None),
-            Err(e) => Err(failed("look up", &self.name, key, e)),
+            Err(e) => Err(self.failed("look up", key, e)),
         }
     }
 
@@ -467,14 +355,14 @@ impl Bucket {
             self.name,
             percent_encoding::utf8_percent_encode(from, KEEP)
         );
-        self.client
+        self.sdk()
             .copy_object()
             .bucket(&*self.name)
             .key(to)
             .copy_source(source)
             .send()
             .await
-            .map_err(|e| failed("copy into", &self.name, to, e))?;
+            .map_err(|e| self.failed("copy into", to, e))?;
         Ok(())
     }
 }

@@ -7,6 +7,7 @@
 
 mod bucket;
 mod layout;
+mod listing;
 mod objects;
 mod read;
 mod sweep;
@@ -15,11 +16,9 @@ mod upload;
 use layout::Keys;
 
 use super::{Destination, JobKind, PendingSet, SetRef, StoreError};
-use crate::config::{DestinationSettings, Secret};
+use crate::config::{DestinationSettings, Secret, TimeoutSettings};
 use crate::runtime::block_on;
-use aws_sdk_s3::config::{
-    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
-};
+use crate::s3::{ClientSpec, S3Client};
 use bucket::Bucket;
 use std::io::Read;
 
@@ -50,8 +49,9 @@ pub enum S3Error {
         /// The SDK error with its whole chain rendered (code, message, request id).
         detail: String,
     },
-    #[error("cannot read s3://{bucket}/{key} from the destination")]
+    #[error("cannot read s3://{bucket}/{key} from the destination at {endpoint}")]
     Body {
+        endpoint: String,
         bucket: String,
         key: String,
         #[source]
@@ -89,11 +89,13 @@ pub struct S3Destination {
 
 impl S3Destination {
     /// A client for `s3://bucket/prefix` with the endpoint, region and keys of `settings`,
-    /// configured as radosgw needs (path-style, checksums only when required). No request yet.
+    /// configured as radosgw needs (path-style, checksums only when required) with the
+    /// deadlines of `timeouts` (see [`crate::s3::client`]). No request yet.
     pub fn new(
         bucket: &str,
         prefix: &str,
         settings: &DestinationSettings,
+        timeouts: &TimeoutSettings,
     ) -> Result<Self, S3Error> {
         let description = describe(bucket, prefix, settings.endpoint.as_deref());
         let (Some(access_key), Some(secret_key)) = (&settings.access_key, &settings.secret_key)
@@ -102,7 +104,7 @@ impl S3Destination {
                 destination: description,
             });
         };
-        let client = client(settings, access_key, secret_key);
+        let client = client(settings, timeouts, access_key, secret_key);
         Ok(Self {
             bucket: Bucket::new(client, bucket),
             keys: Keys::new(prefix),
@@ -151,32 +153,24 @@ fn describe(bucket: &str, prefix: &str, endpoint: Option<&str>) -> String {
 
 fn client(
     settings: &DestinationSettings,
+    timeouts: &TimeoutSettings,
     access_key: &Secret,
     secret_key: &Secret,
-) -> aws_sdk_s3::Client {
-    let credentials = Credentials::new(
-        access_key.expose(),
-        secret_key.expose(),
-        None,
-        None,
-        "deis-backup-destination",
-    );
+) -> S3Client {
     let region = settings
         .region
-        .clone()
+        .as_deref()
         .filter(|r| !r.is_empty())
-        .unwrap_or_else(|| DEFAULT_REGION.into());
-    let mut config = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(region))
-        .credentials_provider(credentials)
-        .force_path_style(true)
-        .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-        .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
-    if let Some(endpoint) = settings.endpoint.as_deref().filter(|e| !e.is_empty()) {
-        config = config.endpoint_url(endpoint);
-    }
-    aws_sdk_s3::Client::from_conf(config.build())
+        .unwrap_or(DEFAULT_REGION);
+    let spec = ClientSpec {
+        endpoint: settings.endpoint.as_deref().filter(|e| !e.is_empty()),
+        region,
+        access_key,
+        secret_key,
+        provider_name: "deis-backup-destination",
+        timeouts,
+    };
+    S3Client::build(&spec, None)
 }
 
 impl Destination for S3Destination {
@@ -251,9 +245,10 @@ pub fn open(
     bucket: &str,
     prefix: &str,
     settings: &DestinationSettings,
+    timeouts: &TimeoutSettings,
     options: OpenOptions,
 ) -> Result<S3Destination, S3Error> {
-    let dest = S3Destination::new(bucket, prefix, settings)?;
+    let dest = S3Destination::new(bucket, prefix, settings, timeouts)?;
     dest.check(options)?;
     Ok(dest)
 }
@@ -271,7 +266,7 @@ mod tests {
             access_key: Some(Secret::new("AKIDSECRETISH")),
             secret_key: Some(Secret::new("very-secret")),
         };
-        let dest = S3Destination::new("b", "p", &settings).unwrap();
+        let dest = S3Destination::new("b", "p", &settings, &TimeoutSettings::default()).unwrap();
         let text = dest.describe();
         assert_eq!(text, "s3://b/p at http://127.0.0.1:1");
         let err = S3Error::Credentials { destination: text };
@@ -286,7 +281,9 @@ mod tests {
             url: "s3://b".into(),
             ..DestinationSettings::default()
         };
-        let err = S3Destination::new("b", "", &settings).err().unwrap();
+        let err = S3Destination::new("b", "", &settings, &TimeoutSettings::default())
+            .err()
+            .unwrap();
         assert!(
             err.to_string().contains("access-key and secret-key"),
             "{err}"

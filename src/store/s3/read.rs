@@ -1,14 +1,14 @@
 //! Reading an object as a `std::io::Read`: one body chunk at a time, through the shared runtime.
 
+use super::bucket::ObjectBody;
 use super::S3Error;
 use crate::runtime::block_on;
-use aws_sdk_s3::primitives::ByteStream;
 use bytes::{Buf, Bytes};
 use std::io::{self, Read};
 
 /// The body of a GetObject as a blocking reader; holds one network chunk at most.
 pub struct ObjectReader {
-    body: ByteStream,
+    body: ObjectBody,
     chunk: Bytes,
     bucket: String,
     key: String,
@@ -16,7 +16,7 @@ pub struct ObjectReader {
 }
 
 impl ObjectReader {
-    pub fn new(body: ByteStream, bucket: &str, key: String) -> Self {
+    pub fn new(body: ObjectBody, bucket: &str, key: String) -> Self {
         Self {
             body,
             chunk: Bytes::new(),
@@ -36,11 +36,12 @@ impl Read for ObjectReader {
             if self.done {
                 return Ok(0);
             }
-            match block_on(self.body.next()) {
+            match block_on(self.body.stream.next()) {
                 None => self.done = true,
                 Some(Ok(chunk)) => self.chunk = chunk,
                 Some(Err(source)) => {
                     return Err(io::Error::other(S3Error::Body {
+                        endpoint: self.body.endpoint.clone(),
                         bucket: self.bucket.clone(),
                         key: self.key.clone(),
                         source,

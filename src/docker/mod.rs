@@ -4,12 +4,22 @@
 //! The client connects lazily on first use (honouring `DOCKER_HOST`, default
 //! `unix:///var/run/docker.sock`), negotiates the API version with the engine (Deis v1 hosts
 //! run old engines), and retries a few times while the engine does not answer.
+//!
+//! Deadlines: every API call (connect, inspect, create and start an exec) must be answered
+//! within `timeouts.request`. An exec's output stream has no overall deadline (a dump may
+//! rightly take hours; bollard's own timeout covers only a response's headers); instead
+//! [`next_output`] fails when the stream stays silent for an idle timeout.
 
-use bollard::container::LogOutput;
+mod output;
+
+pub use output::{
+    classify, drain_output, next_output, BoundedCapture, ExecChunk, ExecOutput, Silent,
+};
+
+use crate::config::TimeoutSettings;
 use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
 use bollard::Docker;
-use bytes::Bytes;
-use futures_util::{Stream, StreamExt};
+use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 use tokio::io::AsyncWrite;
@@ -47,12 +57,21 @@ pub enum DockerError {
     },
     #[error("the exec in container {container} did not report an exit code within {seconds} s")]
     NoExitCode { container: String, seconds: u64 },
+    #[error("the Docker engine at {host} did not answer within {seconds} s to {action} (container {container}); check that dockerd is responsive (`docker info`)")]
+    Timeout {
+        host: String,
+        action: &'static str,
+        container: String,
+        seconds: u64,
+    },
 }
 
 /// A Docker engine client that connects on first use.
 pub struct DockerClient {
     host: String,
     client: OnceCell<Docker>,
+    /// The deadline of one API call.
+    request: Duration,
 }
 
 impl Default for DockerClient {
@@ -80,14 +99,8 @@ pub struct ExecSpec {
 /// The byte streams of a started exec (no TTY: stdout and stderr arrive separately).
 pub struct ExecSession {
     pub id: String,
-    pub output: Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>,
+    pub output: ExecOutput,
     pub input: Pin<Box<dyn AsyncWrite + Send>>,
-}
-
-/// One piece of an exec's output.
-pub enum ExecChunk {
-    Stdout(Bytes),
-    Stderr(Bytes),
 }
 
 impl DockerClient {
@@ -100,7 +113,33 @@ impl DockerClient {
         Self {
             host,
             client: OnceCell::new(),
+            request: TimeoutSettings::default().request.get(),
         }
+    }
+
+    /// The same client with every API call bounded by `timeouts.request`.
+    pub fn with_timeouts(mut self, timeouts: &TimeoutSettings) -> Self {
+        self.request = timeouts.request.get();
+        self
+    }
+
+    /// `call` within the request deadline.
+    async fn bounded<T>(
+        &self,
+        action: &'static str,
+        container: &str,
+        call: impl Future<Output = Result<T, DockerError>>,
+    ) -> Result<T, DockerError> {
+        tokio::time::timeout(self.request, call)
+            .await
+            .unwrap_or_else(|_| {
+                Err(DockerError::Timeout {
+                    host: self.host.clone(),
+                    action,
+                    container: container.into(),
+                    seconds: self.request.as_secs_f64().ceil() as u64,
+                })
+            })
     }
 
     /// The engine address, for messages.
@@ -122,11 +161,13 @@ impl DockerClient {
         }
         let mut attempt = 1;
         loop {
-            let docker = Docker::connect_with_unix(&self.host, 120, bollard::API_DEFAULT_VERSION)
-                .map_err(|source| DockerError::NotAnswering {
-                host: self.host.clone(),
-                source,
-            })?;
+            let seconds = self.request.as_secs().max(1);
+            let docker =
+                Docker::connect_with_unix(&self.host, seconds, bollard::API_DEFAULT_VERSION)
+                    .map_err(|source| DockerError::NotAnswering {
+                        host: self.host.clone(),
+                        source,
+                    })?;
             match docker.negotiate_version().await {
                 Ok(docker) => return Ok(docker),
                 Err(source) if attempt >= CONNECT_ATTEMPTS => {
@@ -149,21 +190,21 @@ impl DockerClient {
         &self,
         container: &str,
     ) -> Result<RunningContainer, DockerError> {
-        let docker = self.client().await?;
-        let info =
-            docker
-                .inspect_container(container, None)
-                .await
-                .map_err(|source| match source {
-                    bollard::errors::Error::DockerResponseServerError {
-                        status_code: 404, ..
-                    } => DockerError::ContainerMissing(container.into()),
-                    source => DockerError::Engine {
-                        action: "inspect the container",
-                        container: container.into(),
-                        source,
-                    },
-                })?;
+        let docker = self.bounded("connect", container, self.client()).await?;
+        let inspect = async { Ok(docker.inspect_container(container, None).await) };
+        let info = self
+            .bounded("inspect the container", container, inspect)
+            .await?
+            .map_err(|source| match source {
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                } => DockerError::ContainerMissing(container.into()),
+                source => DockerError::Engine {
+                    action: "inspect the container",
+                    container: container.into(),
+                    source,
+                },
+            })?;
         let state = info.state.unwrap_or_default();
         if state.running != Some(true) {
             let status = state
@@ -188,7 +229,7 @@ impl DockerClient {
         container: &str,
         spec: &ExecSpec,
     ) -> Result<ExecSession, DockerError> {
-        let docker = self.client().await?;
+        let docker = self.bounded("connect", container, self.client()).await?;
         let engine = |action| {
             move |source| DockerError::Engine {
                 action,
@@ -196,32 +237,37 @@ impl DockerClient {
                 source,
             }
         };
-        let created = docker
-            .create_exec(
-                container,
-                CreateExecOptions::<String> {
-                    cmd: Some(spec.cmd.clone()),
-                    user: spec.user.clone(),
-                    attach_stdin: Some(spec.attach_stdin),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    tty: Some(false),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(engine("create an exec"))?;
-        let started = docker
-            .start_exec(
-                &created.id,
-                Some(StartExecOptions {
-                    detach: false,
-                    tty: false,
-                    output_capacity: Some(256 << 10),
-                }),
-            )
-            .await
-            .map_err(engine("start an exec"))?;
+        let create = docker.create_exec(
+            container,
+            CreateExecOptions::<String> {
+                cmd: Some(spec.cmd.clone()),
+                user: spec.user.clone(),
+                attach_stdin: Some(spec.attach_stdin),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                tty: Some(false),
+                ..Default::default()
+            },
+        );
+        let created = self
+            .bounded("create an exec", container, async {
+                create.await.map_err(engine("create an exec"))
+            })
+            .await?;
+        // bounded until the stream is attached; reading it is not (see `next_output`)
+        let start = docker.start_exec(
+            &created.id,
+            Some(StartExecOptions {
+                detach: false,
+                tty: false,
+                output_capacity: Some(256 << 10),
+            }),
+        );
+        let started = self
+            .bounded("start an exec", container, async {
+                start.await.map_err(engine("start an exec"))
+            })
+            .await?;
         match started {
             StartExecResults::Attached { output, input } => Ok(ExecSession {
                 id: created.id,
@@ -234,10 +280,10 @@ impl DockerClient {
 
     /// The exit code of a finished exec; waits (polling) while the engine still reports it running.
     pub async fn exit_code(&self, container: &str, exec_id: &str) -> Result<i64, DockerError> {
-        let docker = self.client().await?;
+        let docker = self.bounded("connect", container, self.client()).await?;
         let deadline = tokio::time::Instant::now() + EXIT_CODE_WAIT;
         loop {
-            let info =
+            let inspect = async {
                 docker
                     .inspect_exec(exec_id)
                     .await
@@ -245,7 +291,9 @@ impl DockerClient {
                         action: "inspect an exec",
                         container: container.into(),
                         source,
-                    })?;
+                    })
+            };
+            let info = self.bounded("inspect an exec", container, inspect).await?;
             if info.running != Some(true) {
                 if let Some(code) = info.exit_code {
                     return Ok(code);
@@ -262,59 +310,6 @@ impl DockerClient {
     }
 }
 
-/// Sorts an exec's output frames. A `Console` frame cannot occur without a TTY: it means the
-/// multiplexed stream was cut mid-frame, so it is reported as an error.
-pub fn classify(frame: LogOutput) -> Result<ExecChunk, String> {
-    match frame {
-        LogOutput::StdOut { message } => Ok(ExecChunk::Stdout(message)),
-        LogOutput::StdErr { message } => Ok(ExecChunk::Stderr(message)),
-        LogOutput::StdIn { .. } | LogOutput::Console { .. } => {
-            Err("the exec's output stream was cut mid-frame".into())
-        }
-    }
-}
-
-/// Keeps the first `limit` bytes of a stream (e.g. a command's stderr) and counts the rest.
-#[derive(Debug, Clone)]
-pub struct BoundedCapture {
-    kept: Vec<u8>,
-    limit: usize,
-    dropped: u64,
-}
-
-impl BoundedCapture {
-    /// A capture keeping at most `limit` bytes.
-    pub fn new(limit: usize) -> Self {
-        Self {
-            kept: Vec::new(),
-            limit,
-            dropped: 0,
-        }
-    }
-
-    /// Adds bytes; what exceeds the limit is only counted.
-    pub fn push(&mut self, bytes: &[u8]) {
-        let room = self.limit.saturating_sub(self.kept.len());
-        let take = room.min(bytes.len());
-        self.kept.extend_from_slice(&bytes[..take]);
-        self.dropped += (bytes.len() - take) as u64;
-    }
-
-    /// True when nothing was captured.
-    pub fn is_empty(&self) -> bool {
-        self.kept.is_empty() && self.dropped == 0
-    }
-
-    /// The captured text, trimmed, with a note of what was left out.
-    pub fn text(&self) -> String {
-        let mut text = String::from_utf8_lossy(&self.kept).trim_end().to_string();
-        if self.dropped > 0 {
-            text.push_str(&format!(" [... {} more bytes not kept]", self.dropped));
-        }
-        text
-    }
-}
-
 /// The command line of `spec` as a shell would show it, for messages.
 pub fn describe_command(spec: &ExecSpec) -> String {
     let cmd = spec.cmd.join(" ");
@@ -324,54 +319,16 @@ pub fn describe_command(spec: &ExecSpec) -> String {
     }
 }
 
-/// Drains an exec's remaining output into `stderr` (stdout discarded), for commands whose
-/// stdout is not wanted.
-pub async fn drain_output(
-    output: &mut Pin<Box<dyn Stream<Item = Result<LogOutput, bollard::errors::Error>> + Send>>,
-    stdout: &mut BoundedCapture,
-    stderr: &mut BoundedCapture,
-) -> Result<(), String> {
-    while let Some(frame) = output.next().await {
-        match classify(frame.map_err(|e| format!("the exec's output stream failed: {e}"))?)? {
-            ExecChunk::Stdout(b) => stdout.push(&b),
-            ExecChunk::Stderr(b) => stderr.push(&b),
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn capture_keeps_the_head_and_counts_the_rest() {
-        let mut c = BoundedCapture::new(5);
-        assert!(c.is_empty());
-        c.push(b"abc");
-        c.push(b"defgh\n");
-        assert_eq!(c.text(), "abcde [... 4 more bytes not kept]");
-    }
-
-    #[test]
-    fn a_cut_frame_is_an_error() {
-        let cut = LogOutput::Console {
-            message: Bytes::from_static(b"\x01\x00"),
-        };
-        assert!(classify(cut).is_err());
-        assert!(matches!(
-            classify(LogOutput::StdOut {
-                message: Bytes::from_static(b"x")
-            }),
-            Ok(ExecChunk::Stdout(_))
-        ));
-    }
 
     #[test]
     fn a_missing_socket_is_named() {
         let client = DockerClient {
             host: "unix:///nonexistent/docker.sock".into(),
             client: OnceCell::new(),
+            request: Duration::from_secs(1),
         };
         let e = crate::runtime::block_on(client.running_container("x")).unwrap_err();
         assert!(matches!(e, DockerError::SocketMissing(_)));
