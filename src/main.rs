@@ -3,6 +3,7 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use deis_backup::commands::{self, RestoreArgs};
 use deis_backup::config::LoadOptions;
+use deis_backup::restore::RestoreRequest;
 use deis_backup::store::{JobKind, SetSelector};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -262,12 +263,14 @@ fn main() -> ExitCode {
             &RestoreArgs {
                 selector: set,
                 only,
-                dry_run,
-                force,
-                container,
-                include_all,
-                etcd_target,
-                buckets,
+                request: RestoreRequest {
+                    dry_run,
+                    force,
+                    container,
+                    include_all,
+                    etcd_target,
+                    buckets,
+                },
             },
         ),
         Command::Config {

@@ -80,6 +80,26 @@ fn leftovers(bucket: &str, prefix: &str) -> Vec<String> {
     left
 }
 
+/// The source bucket on the gateway user, emptied and removed when dropped (other tests
+/// count the gateway user's buckets).
+struct SourceBucket(String);
+
+impl Drop for SourceBucket {
+    fn drop(&mut self) {
+        let client = s3_client("TESTBED_GATEWAY_ACCESS_KEY", "TESTBED_GATEWAY_SECRET_KEY");
+        block_on(async {
+            if let Ok(listed) = client.list_objects_v2().bucket(&self.0).send().await {
+                for object in listed.contents() {
+                    if let Some(key) = object.key() {
+                        let _ = client.delete_object().bucket(&self.0).key(key).send().await;
+                    }
+                }
+            }
+            let _ = client.delete_bucket().bucket(&self.0).send().await;
+        });
+    }
+}
+
 /// A source bucket of `count` objects of 12 MiB (staged as multipart uploads at the
 /// destination) on the gateway user.
 fn seed_source(bucket: &str, count: u64) {
@@ -151,6 +171,7 @@ fn a_daemon_killed_mid_gateway_run_leaves_nothing_after_its_restart() {
     let source = unique("kill9src").to_lowercase().replace('-', "_");
     let source = &source[..source.len().min(60)];
     let prefix = unique("daemon-kill9");
+    let _source = SourceBucket(source.to_string());
     seed_source(source, 16);
     let env = credentials();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();

@@ -8,11 +8,11 @@
 
 mod support;
 
-use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use support::blackhole::{BlackHole, StallingProxy};
+use support::pg_lock::{sql, LockHolder};
 use support::*;
 
 /// The deadlines every run here is given.
@@ -185,93 +185,8 @@ fn an_etcd_that_never_answers_fails_in_bounded_time_with_both_apis() {
     }
 }
 
-fn docker(args: &[&str]) -> Run {
-    Command::new("docker")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run docker")
-        .into()
-}
-
-/// Runs one SQL command as postgres in `container`; its rows unaligned.
-fn sql(container: &str, command: &str) -> Run {
-    docker(&[
-        "exec",
-        container,
-        "sudo",
-        "-u",
-        "postgres",
-        "psql",
-        "-X",
-        "-At",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-c",
-        command,
-    ])
-}
-
 /// The database tests hold locks in the shared container: one at a time.
 static DATABASE: Mutex<()> = Mutex::new(());
-
-/// A psql session in the database container holding an ACCESS EXCLUSIVE lock on a table, so
-/// that pg_dumpall blocks on it without a byte of output; the session ends when dropped.
-struct LockHolder {
-    psql: Child,
-    container: String,
-    table: String,
-}
-
-impl LockHolder {
-    fn start(container: &str) -> Self {
-        let table = unique("locked").replace('-', "_");
-        sql(container, &format!("CREATE TABLE {table} (id int)")).assert_ok();
-        let mut child = Command::new("docker")
-            .args(["exec", "-i", container, "sudo", "-u", "postgres"])
-            .args(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker exec psql");
-        let locking = format!(
-            "BEGIN;\nLOCK TABLE {table} IN ACCESS EXCLUSIVE MODE;\nSELECT pg_sleep(600);\n"
-        );
-        let stdin = child.stdin.as_mut().unwrap();
-        stdin.write_all(locking.as_bytes()).unwrap();
-        let holder = LockHolder {
-            psql: child,
-            container: container.into(),
-            table,
-        };
-        let held = format!(
-            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
-             WHERE c.relname = '{}' AND l.mode = 'AccessExclusiveLock' AND l.granted",
-            holder.table
-        );
-        let taken = wait_until(30_000, || sql(container, &held).stdout.trim() == "1");
-        assert!(taken, "the lock on {} was not taken", holder.table);
-        holder
-    }
-}
-
-impl Drop for LockHolder {
-    fn drop(&mut self) {
-        // end the sleeping session in the container and the local docker exec; the table
-        // goes last (a dump still reading it may hold it for a moment: a bounded wait)
-        let terminate = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE pid <> pg_backend_pid() AND query LIKE '%pg_sleep(600)%'";
-        sql(&self.container, terminate);
-        let _ = self.psql.kill();
-        let _ = self.psql.wait();
-        let drop_table = format!(
-            "SET lock_timeout = '20s'; DROP TABLE IF EXISTS {}",
-            self.table
-        );
-        sql(&self.container, &drop_table);
-    }
-}
 
 /// Dumps (pg_dump backends) running in `container`.
 fn dumps_running(container: &str) -> usize {

@@ -6,8 +6,6 @@ mod config_cmd;
 mod list;
 mod prune;
 mod restore;
-mod restore_etcd;
-mod restore_gateway;
 mod run;
 mod status;
 mod verify;
@@ -20,6 +18,8 @@ pub use restore::{restore, RestoreArgs};
 pub use run::run;
 pub use status::status;
 pub use verify::verify;
+
+pub use crate::util::human_bytes;
 
 use crate::config::{self, LoadOptions, Settings};
 use crate::store::{self, Destination};
@@ -71,30 +71,4 @@ pub fn open_destination_creating(
 ) -> anyhow::Result<Box<dyn Destination>> {
     store::open_destination_with(settings, store::OpenOptions { create_bucket })
         .context("cannot open the backup destination")
-}
-
-/// `1536` -> `1.5 KiB`.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn human_bytes_picks_a_unit() {
-        assert_eq!(super::human_bytes(512), "512 B");
-        assert_eq!(super::human_bytes(1536), "1.5 KiB");
-        assert_eq!(super::human_bytes(3 << 30), "3.0 GiB");
-    }
 }

@@ -229,6 +229,16 @@ impl Job for DatabaseJob {
         settings.deadline.database
     }
 
+    fn restore(
+        &self,
+        settings: &Settings,
+        dest: &dyn crate::store::Destination,
+        manifest: &crate::store::Manifest,
+        request: &crate::restore::RestoreRequest,
+    ) -> Result<crate::restore::RestoreReport, crate::restore::RestoreError> {
+        crate::restore::steps::database(settings, dest, manifest, request)
+    }
+
     fn backup(&self, run: &mut Run<'_>) -> Result<Backup, JobError> {
         run_database(run)
     }

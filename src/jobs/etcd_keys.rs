@@ -141,6 +141,16 @@ impl Job for EtcdJob {
         settings.deadline.etcd
     }
 
+    fn restore(
+        &self,
+        settings: &Settings,
+        dest: &dyn crate::store::Destination,
+        manifest: &crate::store::Manifest,
+        request: &crate::restore::RestoreRequest,
+    ) -> Result<crate::restore::RestoreReport, crate::restore::RestoreError> {
+        crate::restore::steps::etcd(settings, dest, manifest, request)
+    }
+
     fn backup(&self, run: &mut Run<'_>) -> Result<Backup, JobError> {
         run_etcd(run)
     }

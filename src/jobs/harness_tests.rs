@@ -26,6 +26,15 @@ where
     fn backup(&self, run: &mut Run<'_>) -> Result<Backup, JobError> {
         (self.0)(run)
     }
+    fn restore(
+        &self,
+        _: &Settings,
+        _: &dyn Destination,
+        _: &Manifest,
+        _: &crate::restore::RestoreRequest,
+    ) -> Result<crate::restore::RestoreReport, crate::restore::RestoreError> {
+        Ok(Default::default())
+    }
 }
 
 fn write_one(run: &mut Run<'_>, warnings: Vec<Warning>) -> Result<Backup, JobError> {

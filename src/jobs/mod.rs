@@ -19,6 +19,7 @@ pub use harness::{run_job, RunOutcome, RunResult};
 pub use run::{Backup, Run};
 
 use crate::config::{ConfigDuration, Settings};
+use crate::restore::{RestoreError, RestoreReport, RestoreRequest};
 use crate::store::{Destination, JobKind, Manifest, StoreError};
 use verify::{ArtifactCheck, VerifyError};
 
@@ -48,6 +49,16 @@ pub trait Job: Send + Sync {
     /// (or objects through `run.dest.objects()`); returns what the manifest records. The
     /// harness writes the manifest, last, only when this returns `Ok`.
     fn backup(&self, run: &mut Run<'_>) -> Result<Backup, JobError>;
+
+    /// Restores a complete set of this job as `request` asks (nothing written in a dry run);
+    /// the report says what was, or would be, done.
+    fn restore(
+        &self,
+        settings: &Settings,
+        dest: &dyn Destination,
+        manifest: &Manifest,
+        request: &RestoreRequest,
+    ) -> Result<RestoreReport, RestoreError>;
 
     /// What `verify` checks of a complete set beyond its artifacts' size, sha256 and decoding
     /// (which every job gets): e.g. the objects a gateway snapshot references.

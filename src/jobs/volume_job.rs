@@ -22,6 +22,16 @@ impl Job for VolumeJob {
         settings.deadline.volume
     }
 
+    fn restore(
+        &self,
+        settings: &Settings,
+        dest: &dyn crate::store::Destination,
+        manifest: &crate::store::Manifest,
+        request: &crate::restore::RestoreRequest,
+    ) -> Result<crate::restore::RestoreReport, crate::restore::RestoreError> {
+        crate::restore::steps::volume(settings, dest, manifest, request)
+    }
+
     fn backup(&self, run: &mut Run<'_>) -> Result<Backup, JobError> {
         let root = absolute(&run.settings.volume.path);
         tracing::info!(path = %root.display(), destination = %run.dest.describe(), "Volume backup started.");

@@ -5,9 +5,11 @@ pub mod etcd;
 mod extract;
 pub mod gateway;
 mod safe_path;
+pub mod steps;
 
 pub use database::{restore_database, DatabaseRestoreError, DatabaseRestoreReport};
 pub use extract::{extract_tar, ExtractReport};
+pub use steps::{RestoreReport, RestoreRequest};
 
 use crate::io_util::HashingReader;
 use crate::jobs::VOLUME_ARTIFACT;
@@ -24,6 +26,10 @@ pub enum RestoreError {
     Database(#[from] DatabaseRestoreError),
     #[error(transparent)]
     Gateway(#[from] gateway::GatewayRestoreError),
+    #[error(transparent)]
+    Etcd(#[from] etcd::EtcdRestoreError),
+    #[error("no target etcd: pass --etcd-target URL or configure etcd.endpoints (ETCD=host:port)")]
+    NoEtcdTarget,
     #[error("restore target {0} is not empty; pass --force to restore over what is there")]
     TargetNotEmpty(PathBuf),
     #[error("restore target {path} cannot be used")]

@@ -2,10 +2,12 @@
 
 pub mod backoff;
 pub mod cancel;
+pub mod format;
 pub mod host;
 pub mod pool;
 
 pub use backoff::Backoff;
 pub use cancel::Cancel;
+pub use format::human_bytes;
 pub use host::{host_name, ProcessIdentity};
 pub use pool::parallel_map;

@@ -87,6 +87,16 @@ impl Job for GatewayJob {
         settings.deadline.gateway
     }
 
+    fn restore(
+        &self,
+        settings: &Settings,
+        dest: &dyn crate::store::Destination,
+        manifest: &crate::store::Manifest,
+        request: &crate::restore::RestoreRequest,
+    ) -> Result<crate::restore::RestoreReport, crate::restore::RestoreError> {
+        crate::restore::steps::gateway(settings, dest, manifest, request)
+    }
+
     fn backup(&self, run: &mut Run<'_>) -> Result<Backup, JobError> {
         run_gateway(run)
     }
