@@ -9,50 +9,7 @@ mod support;
 use deis_backup::runtime::block_on;
 use etcd_support::Daemon;
 use std::path::Path;
-use support::{random_bytes, s3_client, testbed, unique, wait_until};
-
-fn dest_client() -> aws_sdk_s3::Client {
-    s3_client("TESTBED_DEST_ACCESS_KEY", "TESTBED_DEST_SECRET_KEY")
-}
-
-/// Every key under `prefix/` in the destination bucket.
-fn keys_under(bucket: &str, prefix: &str) -> Vec<String> {
-    block_on(async {
-        let mut keys = Vec::new();
-        let mut pages = dest_client()
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(format!("{prefix}/"))
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            keys.extend(
-                page.unwrap()
-                    .contents()
-                    .iter()
-                    .map(|o| o.key().unwrap().to_string()),
-            );
-        }
-        keys
-    })
-}
-
-/// The keys of the open multipart uploads under `prefix/`.
-fn open_uploads(bucket: &str, prefix: &str) -> Vec<String> {
-    block_on(async {
-        let out = dest_client()
-            .list_multipart_uploads()
-            .bucket(bucket)
-            .prefix(format!("{prefix}/"))
-            .send()
-            .await
-            .unwrap();
-        out.uploads()
-            .iter()
-            .map(|u| u.key().unwrap().to_string())
-            .collect()
-    })
-}
+use support::{keys_under, open_uploads, random_bytes, s3_client, testbed, unique, wait_until};
 
 /// What an interrupted run leaves: markers, staged objects, set folders without a manifest,
 /// open uploads.

@@ -44,45 +44,6 @@ fn run_s3(bucket: &str, prefix: &str, args: &[&str]) -> Run {
         .into()
 }
 
-/// Every key under `prefix/`.
-fn keys_under(bucket: &str, prefix: &str) -> Vec<String> {
-    block_on(async {
-        let mut keys = Vec::new();
-        let mut pages = s3_client("TESTBED_DEST_ACCESS_KEY", "TESTBED_DEST_SECRET_KEY")
-            .list_objects_v2()
-            .bucket(bucket)
-            .prefix(format!("{prefix}/"))
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            keys.extend(
-                page.unwrap()
-                    .contents()
-                    .iter()
-                    .map(|o| o.key().unwrap().to_string()),
-            );
-        }
-        keys
-    })
-}
-
-/// The keys of the open multipart uploads under `prefix/`.
-fn open_uploads(bucket: &str, prefix: &str) -> Vec<String> {
-    block_on(async {
-        let out = s3_client("TESTBED_DEST_ACCESS_KEY", "TESTBED_DEST_SECRET_KEY")
-            .list_multipart_uploads()
-            .bucket(bucket)
-            .prefix(format!("{prefix}/"))
-            .send()
-            .await
-            .unwrap();
-        out.uploads()
-            .iter()
-            .map(|u| u.key().unwrap().to_string())
-            .collect()
-    })
-}
-
 /// Removes what a test wrote (objects and open uploads).
 fn clear(bucket: &str, prefix: &str) {
     let client = s3_client("TESTBED_DEST_ACCESS_KEY", "TESTBED_DEST_SECRET_KEY");

@@ -322,6 +322,31 @@ impl Default for MetricsSettings {
     }
 }
 
+impl ScheduleSettings {
+    /// The schedule of the job named `job` (`""` for a name that is no job).
+    pub fn of(&self, job: &str) -> &str {
+        match job {
+            "gateway" => &self.gateway,
+            "volume" => &self.volume,
+            "database" => &self.database,
+            "etcd" => &self.etcd,
+            _ => "",
+        }
+    }
+}
+
+impl DeadlineSettings {
+    /// The run deadline of the job named `job` (the longest for a name that is no job).
+    pub fn of(&self, job: &str) -> ConfigDuration {
+        match job {
+            "volume" => self.volume,
+            "database" => self.database,
+            "etcd" => self.etcd,
+            _ => self.gateway,
+        }
+    }
+}
+
 impl Settings {
     /// The parsed destination URL. Valid settings (see [`validate`]) always parse.
     pub fn destination_url(&self) -> Result<DestinationUrl, String> {

@@ -6,7 +6,7 @@
 //! a short tail of the dump, and at most [`STDERR_LIMIT`] bytes of stderr.
 
 use super::{Backup, Job, JobError, Run, DATABASE_ARTIFACT};
-use crate::config::{ConfigDuration, DatabaseSettings, ExecMode, Settings};
+use crate::config::{DatabaseSettings, ExecMode};
 use crate::docker::{
     classify, next_output, BoundedCapture, DockerClient, DockerError, ExecChunk, ExecSpec,
 };
@@ -221,22 +221,8 @@ impl Job for DatabaseJob {
         JobKind::Database
     }
 
-    fn schedule<'s>(&self, settings: &'s Settings) -> &'s str {
-        &settings.schedule.database
-    }
-
-    fn deadline(&self, settings: &Settings) -> ConfigDuration {
-        settings.deadline.database
-    }
-
-    fn restore(
-        &self,
-        settings: &Settings,
-        dest: &dyn crate::store::Destination,
-        manifest: &crate::store::Manifest,
-        request: &crate::restore::RestoreRequest,
-    ) -> Result<crate::restore::RestoreReport, crate::restore::RestoreError> {
-        crate::restore::steps::database(settings, dest, manifest, request)
+    fn restore_step(&self) -> crate::restore::RestoreStep {
+        crate::restore::steps::database
     }
 
     fn backup(&self, run: &mut Run<'_>) -> Result<Backup, JobError> {

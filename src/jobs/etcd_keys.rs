@@ -6,7 +6,6 @@
 //! marked `ephemeral` so that restore can skip them.
 
 use super::{Backup, Job, JobError, Run};
-use crate::config::{ConfigDuration, Settings};
 use crate::etcd::{EtcdClient, EtcdError, Listing, Node};
 use crate::runtime::block_on;
 use crate::store::JobKind;
@@ -133,22 +132,8 @@ impl Job for EtcdJob {
         JobKind::Etcd
     }
 
-    fn schedule<'s>(&self, settings: &'s Settings) -> &'s str {
-        &settings.schedule.etcd
-    }
-
-    fn deadline(&self, settings: &Settings) -> ConfigDuration {
-        settings.deadline.etcd
-    }
-
-    fn restore(
-        &self,
-        settings: &Settings,
-        dest: &dyn crate::store::Destination,
-        manifest: &crate::store::Manifest,
-        request: &crate::restore::RestoreRequest,
-    ) -> Result<crate::restore::RestoreReport, crate::restore::RestoreError> {
-        crate::restore::steps::etcd(settings, dest, manifest, request)
+    fn restore_step(&self) -> crate::restore::RestoreStep {
+        crate::restore::steps::etcd
     }
 
     fn backup(&self, run: &mut Run<'_>) -> Result<Backup, JobError> {

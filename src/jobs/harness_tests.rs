@@ -26,14 +26,8 @@ where
     fn backup(&self, run: &mut Run<'_>) -> Result<Backup, JobError> {
         (self.0)(run)
     }
-    fn restore(
-        &self,
-        _: &Settings,
-        _: &dyn Destination,
-        _: &Manifest,
-        _: &crate::restore::RestoreRequest,
-    ) -> Result<crate::restore::RestoreReport, crate::restore::RestoreError> {
-        Ok(Default::default())
+    fn restore_step(&self) -> crate::restore::RestoreStep {
+        crate::restore::steps::etcd
     }
 }
 

@@ -19,7 +19,7 @@ pub use harness::{run_job, RunOutcome, RunResult};
 pub use run::{Backup, Run};
 
 use crate::config::{ConfigDuration, Settings};
-use crate::restore::{RestoreError, RestoreReport, RestoreRequest};
+use crate::restore::{RestoreError, RestoreReport, RestoreRequest, RestoreStep};
 use crate::store::{Destination, JobKind, Manifest, StoreError};
 use verify::{ArtifactCheck, VerifyError};
 
@@ -34,11 +34,15 @@ pub trait Job: Send + Sync {
     /// Which job this is (its name in the CLI, etcd keys, metrics and the destination).
     fn kind(&self) -> JobKind;
 
-    /// The job's cron schedule in `settings` (`""` = disabled).
-    fn schedule<'s>(&self, settings: &'s Settings) -> &'s str;
+    /// The job's cron schedule in `settings` (`""` = disabled): `schedule.<job>`.
+    fn schedule<'s>(&self, settings: &'s Settings) -> &'s str {
+        settings.schedule.of(self.kind().as_str())
+    }
 
-    /// How long one run may take before the harness cancels it.
-    fn deadline(&self, settings: &Settings) -> ConfigDuration;
+    /// How long one run may take before the harness cancels it: `deadline.<job>`.
+    fn deadline(&self, settings: &Settings) -> ConfigDuration {
+        settings.deadline.of(self.kind().as_str())
+    }
 
     /// The configuration key of [`Job::deadline`], for messages.
     fn deadline_key(&self) -> String {
@@ -50,6 +54,9 @@ pub trait Job: Send + Sync {
     /// harness writes the manifest, last, only when this returns `Ok`.
     fn backup(&self, run: &mut Run<'_>) -> Result<Backup, JobError>;
 
+    /// How a complete set of this job is restored (one of `restore::steps`).
+    fn restore_step(&self) -> RestoreStep;
+
     /// Restores a complete set of this job as `request` asks (nothing written in a dry run);
     /// the report says what was, or would be, done.
     fn restore(
@@ -58,7 +65,9 @@ pub trait Job: Send + Sync {
         dest: &dyn Destination,
         manifest: &Manifest,
         request: &RestoreRequest,
-    ) -> Result<RestoreReport, RestoreError>;
+    ) -> Result<RestoreReport, RestoreError> {
+        (self.restore_step())(settings, dest, manifest, request)
+    }
 
     /// What `verify` checks of a complete set beyond its artifacts' size, sha256 and decoding
     /// (which every job gets): e.g. the objects a gateway snapshot references.

@@ -1,7 +1,6 @@
 //! The `volume` job as the harness runs it: the store volume as one `store.tar.zst`.
 
 use super::{volume, Backup, Job, JobError, Run, VOLUME_ARTIFACT};
-use crate::config::{ConfigDuration, Settings};
 use crate::store::JobKind;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -14,22 +13,8 @@ impl Job for VolumeJob {
         JobKind::Volume
     }
 
-    fn schedule<'s>(&self, settings: &'s Settings) -> &'s str {
-        &settings.schedule.volume
-    }
-
-    fn deadline(&self, settings: &Settings) -> ConfigDuration {
-        settings.deadline.volume
-    }
-
-    fn restore(
-        &self,
-        settings: &Settings,
-        dest: &dyn crate::store::Destination,
-        manifest: &crate::store::Manifest,
-        request: &crate::restore::RestoreRequest,
-    ) -> Result<crate::restore::RestoreReport, crate::restore::RestoreError> {
-        crate::restore::steps::volume(settings, dest, manifest, request)
+    fn restore_step(&self) -> crate::restore::RestoreStep {
+        crate::restore::steps::volume
     }
 
     fn backup(&self, run: &mut Run<'_>) -> Result<Backup, JobError> {

@@ -9,7 +9,7 @@ pub mod steps;
 
 pub use database::{restore_database, DatabaseRestoreError, DatabaseRestoreReport};
 pub use extract::{extract_tar, ExtractReport};
-pub use steps::{RestoreReport, RestoreRequest};
+pub use steps::{RestoreReport, RestoreRequest, RestoreStep};
 
 use crate::io_util::HashingReader;
 use crate::jobs::VOLUME_ARTIFACT;

@@ -9,6 +9,14 @@ use crate::config::Settings;
 use crate::store::{Destination, Manifest};
 use crate::util::human_bytes;
 
+/// One job's restore step: the set into the cluster, described for the operator.
+pub type RestoreStep = fn(
+    &Settings,
+    &dyn Destination,
+    &Manifest,
+    &RestoreRequest,
+) -> Result<RestoreReport, RestoreError>;
+
 /// What the operator asked a restore to do (the command line's options).
 #[derive(Debug, Clone, Default)]
 pub struct RestoreRequest {

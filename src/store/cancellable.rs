@@ -6,8 +6,8 @@ use super::{
     ArtifactSink, Destination, JobKind, ObjectInfo, ObjectSink, ObjectStore, PendingSet, SetRef,
     StoreError, StoredObject,
 };
-use crate::util::cancel::{Cancel, CancellableReader};
-use std::io::{self, Read, Write};
+use crate::util::cancel::{Cancel, CancellableReader, CancellableWriter};
+use std::io::Read;
 
 /// `inner`, with every write and read checking `cancel` first.
 pub struct Cancellable<'a> {
@@ -21,11 +21,7 @@ impl<'a> Cancellable<'a> {
     }
 
     fn cancelled(&self) -> Result<(), StoreError> {
-        self.cancel.check().map_err(|source| StoreError::Io {
-            action: "continue writing",
-            path: self.inner.describe().into(),
-            source,
-        })
+        cancelled(&self.cancel, "continue writing", &self.inner.describe())
     }
 }
 
@@ -83,10 +79,8 @@ impl ObjectStore for Cancellable<'_> {
         size_hint: u64,
     ) -> Result<Box<dyn ObjectSink>, StoreError> {
         self.cancelled()?;
-        Ok(Box::new(CancellableObject {
-            inner: self.store().stage_object(set, size_hint)?,
-            cancel: self.cancel.clone(),
-        }))
+        let sink = self.store().stage_object(set, size_hint)?;
+        Ok(Box::new(CancellableWriter::new(sink, self.cancel.clone())))
     }
 
     fn open_object(&self, sha256: &str) -> Result<Box<dyn Read + Send>, StoreError> {
@@ -129,82 +123,39 @@ struct CancellablePending {
 
 impl PendingSet for CancellablePending {
     fn create_artifact(&mut self, name: &str) -> Result<Box<dyn ArtifactSink>, StoreError> {
-        Ok(Box::new(CancellableSink {
-            inner: self.inner.create_artifact(name)?,
-            cancel: self.cancel.clone(),
-        }))
+        let sink = self.inner.create_artifact(name)?;
+        Ok(Box::new(CancellableWriter::new(sink, self.cancel.clone())))
     }
 
     fn complete(self: Box<Self>, manifest: &[u8]) -> Result<(), StoreError> {
-        if let Err(source) = self.cancel.check() {
-            return Err(StoreError::Io {
-                action: "complete",
-                path: "the backup set".into(),
-                source,
-            });
-        }
+        cancelled(&self.cancel, "complete", "the backup set")?;
         self.inner.complete(manifest)
     }
 }
 
-struct CancellableSink {
-    inner: Box<dyn ArtifactSink>,
-    cancel: Cancel,
-}
-
-impl Write for CancellableSink {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.cancel.check()?;
-        self.inner.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.cancel.check()?;
-        self.inner.flush()
-    }
-}
-
-impl ArtifactSink for CancellableSink {
+impl ArtifactSink for CancellableWriter<Box<dyn ArtifactSink>> {
     fn finish(self: Box<Self>) -> Result<u64, StoreError> {
-        if let Err(source) = self.cancel.check() {
-            return Err(StoreError::Io {
-                action: "finish",
-                path: "an artifact".into(),
-                source,
-            });
-        }
-        self.inner.finish()
+        let (inner, cancel) = self.into_parts();
+        cancelled(&cancel, "finish", "an artifact")?;
+        inner.finish()
     }
 }
 
-struct CancellableObject {
-    inner: Box<dyn ObjectSink>,
-    cancel: Cancel,
-}
-
-impl Write for CancellableObject {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.cancel.check()?;
-        self.inner.write(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.cancel.check()?;
-        self.inner.flush()
-    }
-}
-
-impl ObjectSink for CancellableObject {
+impl ObjectSink for CancellableWriter<Box<dyn ObjectSink>> {
     fn commit(self: Box<Self>) -> Result<StoredObject, StoreError> {
-        if let Err(source) = self.cancel.check() {
-            return Err(StoreError::Io {
-                action: "commit",
-                path: "a gateway object".into(),
-                source,
-            });
-        }
-        self.inner.commit()
+        let (inner, cancel) = self.into_parts();
+        cancelled(&cancel, "commit", "a gateway object")?;
+        inner.commit()
     }
+}
+
+/// `Err` naming what could not be done once `cancel` is set.
+fn cancelled(cancel: &Cancel, action: &'static str, what: &str) -> Result<(), StoreError> {
+    cancel.check().map_err(|source| StoreError::Io {
+        action,
+        path: what.into(),
+        source,
+    })
 }
 
 #[cfg(test)]

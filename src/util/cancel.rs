@@ -3,11 +3,14 @@
 //! next write instead of hanging on.
 
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// A cancellation flag shared by the harness (which cancels) and the run (which checks).
+/// Checking is one atomic load while nothing is cancelled: cheap on every write.
 #[derive(Debug, Clone, Default)]
 pub struct Cancel {
+    cancelled: Arc<AtomicBool>,
     reason: Arc<Mutex<Option<String>>>,
 }
 
@@ -22,10 +25,14 @@ impl Cancel {
         if slot.is_none() {
             *slot = Some(reason.into());
         }
+        self.cancelled.store(true, Ordering::Release);
     }
 
     /// Why the run was cancelled, if it was.
     pub fn reason(&self) -> Option<String> {
+        if !self.is_cancelled() {
+            return None;
+        }
         self.reason
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -33,7 +40,7 @@ impl Cancel {
     }
 
     pub fn is_cancelled(&self) -> bool {
-        self.reason().is_some()
+        self.cancelled.load(Ordering::Acquire)
     }
 
     /// `Err` once cancelled, carrying the reason.
@@ -63,6 +70,11 @@ impl<W> CancellableWriter<W> {
 
     pub fn into_inner(self) -> W {
         self.inner
+    }
+
+    /// The writer and its flag, for a wrapper that finishes what it wraps.
+    pub fn into_parts(self) -> (W, Cancel) {
+        (self.inner, self.cancel)
     }
 }
 

@@ -189,3 +189,47 @@ pub fn sample(page: &str, series: &str) -> Option<f64> {
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }
+
+/// A client of the test bed's destination user.
+pub fn dest_client() -> aws_sdk_s3::Client {
+    s3_client("TESTBED_DEST_ACCESS_KEY", "TESTBED_DEST_SECRET_KEY")
+}
+
+/// Every key under `prefix/` in the destination bucket.
+pub fn keys_under(bucket: &str, prefix: &str) -> Vec<String> {
+    deis_backup::runtime::block_on(async {
+        let mut keys = Vec::new();
+        let mut pages = dest_client()
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(format!("{prefix}/"))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            keys.extend(
+                page.unwrap()
+                    .contents()
+                    .iter()
+                    .map(|o| o.key().unwrap().to_string()),
+            );
+        }
+        keys
+    })
+}
+
+/// The keys of the open multipart uploads under `prefix/`.
+pub fn open_uploads(bucket: &str, prefix: &str) -> Vec<String> {
+    deis_backup::runtime::block_on(async {
+        let out = dest_client()
+            .list_multipart_uploads()
+            .bucket(bucket)
+            .prefix(format!("{prefix}/"))
+            .send()
+            .await
+            .unwrap();
+        out.uploads()
+            .iter()
+            .map(|u| u.key().unwrap().to_string())
+            .collect()
+    })
+}

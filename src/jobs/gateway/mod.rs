@@ -16,7 +16,6 @@ pub use snapshot::{
 };
 
 use super::{Backup, Job, JobError, Run};
-use crate::config::{ConfigDuration, Settings};
 use crate::gateway::{GatewayClient, GatewayError};
 use crate::runtime::block_on;
 use crate::store::{list_complete, Destination, JobKind, Manifest, Warning, WarningKind};
@@ -79,22 +78,8 @@ impl Job for GatewayJob {
         JobKind::Gateway
     }
 
-    fn schedule<'s>(&self, settings: &'s Settings) -> &'s str {
-        &settings.schedule.gateway
-    }
-
-    fn deadline(&self, settings: &Settings) -> ConfigDuration {
-        settings.deadline.gateway
-    }
-
-    fn restore(
-        &self,
-        settings: &Settings,
-        dest: &dyn crate::store::Destination,
-        manifest: &crate::store::Manifest,
-        request: &crate::restore::RestoreRequest,
-    ) -> Result<crate::restore::RestoreReport, crate::restore::RestoreError> {
-        crate::restore::steps::gateway(settings, dest, manifest, request)
+    fn restore_step(&self) -> crate::restore::RestoreStep {
+        crate::restore::steps::gateway
     }
 
     fn backup(&self, run: &mut Run<'_>) -> Result<Backup, JobError> {

@@ -99,27 +99,12 @@ impl Bucket {
     /// Every key under `prefix`, every page.
     pub async fn list_all(&self, prefix: &str) -> Result<Vec<String>, S3Error> {
         let mut keys = Vec::new();
-        let mut token = None;
-        loop {
-            let page = self
-                .sdk()
-                .list_objects_v2()
-                .bucket(self.name())
-                .prefix(prefix)
-                .set_continuation_token(token.take())
-                .send()
-                .await
-                .map_err(|e| self.failed("list", prefix, e))?;
-            keys.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(str::to_owned)),
-            );
-            match page.next_continuation_token() {
-                Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),
-                _ => return Ok(keys),
-            }
-        }
+        self.for_each_key(prefix, |listed| {
+            keys.push(listed.key);
+            Ok::<(), S3Error>(())
+        })
+        .await?;
+        Ok(keys)
     }
 
     /// Every open multipart upload under `prefix`, every page.
