@@ -2,13 +2,12 @@
 //! snapshot references, read by streaming the snapshot (no snapshot is held in memory; the
 //! mark set is bounded by the number of distinct objects).
 
-use super::snapshot::{SnapshotError, SNAPSHOT_ARTIFACT, SNAPSHOT_FORMAT};
-use crate::store::{sha256_bytes, Destination, Manifest, SetRef};
+use super::snapshot::{SnapshotError, SNAPSHOT_FORMAT};
+use crate::store::{sha256_bytes, Destination, Manifest};
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::collections::HashSet;
 use std::fmt;
-use std::io;
 
 /// Object addresses (sha256 bytes) referenced by the snapshots read so far.
 pub type MarkSet = HashSet<[u8; 32]>;
@@ -20,24 +19,12 @@ pub fn mark_snapshot(
     manifest: &Manifest,
     marks: &mut MarkSet,
 ) -> Result<u64, SnapshotError> {
-    let set = SetRef {
-        job: manifest.job,
-        run_id: manifest.run_id.clone(),
-    };
-    if manifest.artifact(SNAPSHOT_ARTIFACT).is_none() {
-        return Err(SnapshotError::Missing { set });
-    }
-    let reader = dest.open_artifact(&set, SNAPSHOT_ARTIFACT)?;
-    let decoder =
-        zstd::stream::read::Decoder::new(reader).map_err(|source| SnapshotError::Read {
-            set: set.clone(),
-            source,
-        })?;
+    let (reader, set) = super::snapshot::open_snapshot(dest, manifest)?;
     let format = |detail: String| SnapshotError::Format {
         set: set.clone(),
         detail,
     };
-    let mut json = serde_json::Deserializer::from_reader(io::BufReader::new(decoder));
+    let mut json = serde_json::Deserializer::from_reader(reader);
     let mut records = 0;
     let version = SnapshotSeed {
         marks,

@@ -102,15 +102,12 @@ pub enum SnapshotError {
     Format { set: SetRef, detail: String },
 }
 
-/// Reads the snapshot of a complete gateway set.
-pub fn read_snapshot(
+/// The decoded JSON stream of the snapshot of a complete gateway set, and that set.
+pub fn open_snapshot(
     dest: &dyn Destination,
     manifest: &Manifest,
-) -> Result<Snapshot, SnapshotError> {
-    let set = SetRef {
-        job: manifest.job,
-        run_id: manifest.run_id.clone(),
-    };
+) -> Result<(impl io::Read, SetRef), SnapshotError> {
+    let set = manifest.set_ref();
     if manifest.artifact(SNAPSHOT_ARTIFACT).is_none() {
         return Err(SnapshotError::Missing { set });
     }
@@ -120,11 +117,18 @@ pub fn read_snapshot(
             set: set.clone(),
             source,
         })?;
-    let snapshot: Snapshot = serde_json::from_reader(io::BufReader::new(decoder)).map_err(|e| {
-        SnapshotError::Format {
-            set: set.clone(),
-            detail: e.to_string(),
-        }
+    Ok((io::BufReader::new(decoder), set))
+}
+
+/// Reads the snapshot of a complete gateway set.
+pub fn read_snapshot(
+    dest: &dyn Destination,
+    manifest: &Manifest,
+) -> Result<Snapshot, SnapshotError> {
+    let (json, set) = open_snapshot(dest, manifest)?;
+    let snapshot: Snapshot = serde_json::from_reader(json).map_err(|e| SnapshotError::Format {
+        set: set.clone(),
+        detail: e.to_string(),
     })?;
     if snapshot.format_version > SNAPSHOT_FORMAT {
         return Err(SnapshotError::Format {
