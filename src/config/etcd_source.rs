@@ -34,10 +34,12 @@ enum Kind {
     Choice(&'static [&'static str]),
     /// `"90s"`, `"6h"`, or seconds.
     Duration,
+    /// `true` or `false`.
+    Flag,
 }
 
 /// Every configuration key that etcd may set, with the kind of its value.
-const KEYS: [(&str, Kind); 35] = [
+const KEYS: [(&str, Kind); 37] = [
     ("destination.url", Kind::Text),
     ("destination.endpoint", Kind::OptionalText),
     ("destination.region", Kind::OptionalText),
@@ -50,6 +52,7 @@ const KEYS: [(&str, Kind); 35] = [
     ("gateway.buckets", Kind::List),
     ("gateway.concurrency", Kind::Count),
     ("volume.path", Kind::Text),
+    ("volume.require-mount", Kind::Flag),
     ("database.container", Kind::Text),
     ("database.user", Kind::Text),
     ("database.exec-mode", Kind::Choice(&["sudo", "user"])),
@@ -73,6 +76,7 @@ const KEYS: [(&str, Kind); 35] = [
     ("timeouts.idle", Kind::Duration),
     ("timeouts.database-idle", Kind::Duration),
     ("daemon.shutdown-grace", Kind::Duration),
+    ("log.format", Kind::Choice(&["text", "json"])),
 ];
 
 /// One configuration value that came from etcd.
@@ -354,6 +358,11 @@ fn convert(kind: Kind, raw: &[u8]) -> Result<Option<toml::Value>, String> {
                 .map(|s| s.into())
                 .collect(),
         ),
+        Kind::Flag => match text.to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" | "1" => toml::Value::Boolean(true),
+            "false" | "no" | "off" | "0" => toml::Value::Boolean(false),
+            _ => return Err(wrong("true or false")),
+        },
         Kind::Duration => {
             let d = super::ConfigDuration::parse(text)?;
             toml::Value::String(d.to_string())

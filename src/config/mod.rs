@@ -41,6 +41,7 @@ pub struct Settings {
     pub deadline: DeadlineSettings,
     pub timeouts: TimeoutSettings,
     pub daemon: DaemonSettings,
+    pub log: LogSettings,
 }
 
 /// Which etcd keys API to speak.
@@ -138,12 +139,16 @@ impl Default for GatewaySettings {
 pub struct VolumeSettings {
     /// The CephFS store volume of a Deis v1 host.
     pub path: PathBuf,
+    /// Run the volume job only where `path` is a mount point (the fleet unit sets it: a host
+    /// without the store volume mounted would back up an empty folder).
+    pub require_mount: bool,
 }
 
 impl Default for VolumeSettings {
     fn default() -> Self {
         Self {
             path: PathBuf::from("/var/lib/deis/store"),
+            require_mount: false,
         }
     }
 }
@@ -182,7 +187,8 @@ pub enum ExecMode {
     User,
 }
 
-/// Cron schedules, in UTC. `""` disables a job.
+/// Cron schedules, in UTC. `""`, `off` or `disabled` disables a job (`deisctl config ... set`
+/// refuses empty values, so Deis operators write `off`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ScheduleSettings {
@@ -333,6 +339,29 @@ impl ScheduleSettings {
             _ => "",
         }
     }
+}
+
+/// Whether a schedule value disables its job: empty, `off` or `disabled` (any case).
+pub fn schedule_is_off(cron: &str) -> bool {
+    let cron = cron.trim();
+    cron.is_empty() || cron.eq_ignore_ascii_case("off") || cron.eq_ignore_ascii_case("disabled")
+}
+
+/// How the process logs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct LogSettings {
+    /// `text` (for people) or `json` (one object a line, for journald and log shippers).
+    pub format: LogFormat,
+}
+
+/// The log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 impl DeadlineSettings {

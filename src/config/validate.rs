@@ -131,7 +131,7 @@ pub fn validate(settings: &Settings) -> Vec<Problem> {
 
 /// Accepts standard 5-field cron and 6-field cron with seconds; `""` means disabled.
 pub fn check_cron(cron: &str) -> Result<(), String> {
-    if cron.trim().is_empty() {
+    if super::schedule_is_off(cron) {
         return Ok(());
     }
     let fields = cron.split_whitespace().count();
@@ -243,6 +243,7 @@ mod tests {
         assert!(check_cron("0 30 3 * * *").is_ok());
         assert!(check_cron("*/15 * * * *").is_ok());
         assert!(check_cron("").is_ok());
+        assert!(check_cron("off").is_ok() && check_cron("Disabled").is_ok());
     }
 
     #[test]

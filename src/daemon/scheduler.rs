@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 
 /// The schedule of one job as a parsed cron (`None` when disabled or unparsable).
 pub fn parse_schedule(cron: &str) -> Option<Cron> {
-    if cron.trim().is_empty() {
+    if crate::config::schedule_is_off(cron) {
         return None;
     }
     CronParser::builder()
@@ -205,6 +205,7 @@ mod tests {
     fn empty_or_bad_schedules_disable_the_job() {
         assert!(parse_schedule("").is_none());
         assert!(parse_schedule("  ").is_none());
+        assert!(parse_schedule("off").is_none() && parse_schedule("DISABLED").is_none());
         assert!(parse_schedule("61 * * * *").is_none());
     }
 }
