@@ -49,7 +49,7 @@ fn one_leader_at_a_time(api: &str) {
     );
     let mut b = start("b");
     assert!(
-        b.wait_log(15_000, &["not the leader"]),
+        b.wait_log(15_000, &["does not own the job"]),
         "the second daemon did not wait:\n{}",
         b.log()
     );
@@ -71,11 +71,11 @@ fn one_leader_at_a_time(api: &str) {
         "no takeover after the leader died:\n{}",
         b.log()
     );
-    assert!(b.wait_log(1, &["This daemon is the leader"]), "{}", b.log());
+    assert!(b.wait_log(1, &["This daemon owns the job"]), "{}", b.log());
 
     // a leader stopped with SIGTERM gives the key up: a new daemon leads at once
     let c = start("c");
-    assert!(c.wait_log(15_000, &["not the leader"]), "{}", c.log());
+    assert!(c.wait_log(15_000, &["does not own the job"]), "{}", c.log());
     assert!(b.child_is_running());
     assert_eq!(b.terminate(), Some(0));
     assert!(

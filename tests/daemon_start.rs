@@ -56,7 +56,7 @@ fn etcd_down_at_start_runs_on_a_complete_file_configuration() {
         daemon.log()
     );
     assert!(
-        daemon.wait_log(1, &["running the jobs without an election"]),
+        daemon.wait_log(1, &["running the job without an election"]),
         "{}",
         daemon.log()
     );

@@ -1,5 +1,5 @@
 //! The leader-election primitives over both APIs against real etcd: a key taken only when
-//! free, kept alive by its holder, lost when it goes. Needs the test bed (`bash tests/run.sh`).
+//! free, kept alive by its holder, lost when it goes; and create-if-absent. Needs the test bed (`bash tests/run.sh`).
 
 mod etcd_support;
 mod support;
@@ -40,6 +40,16 @@ fn election(api: EtcdApi, flag: &str) {
         "the old holder stays out"
     );
     assert!(block_on(c.refresh(&b)).unwrap());
+
+    // create-if-absent (`etcdctl mk`): the first value stays
+    let default = format!(
+        "{}/backup/schedule/volume",
+        unique_prefix(&format!("mk-{flag}"))
+    );
+    assert!(block_on(c.create(&default, "30 3 * * *")).unwrap());
+    assert!(!block_on(c.create(&default, "0 0 * * *")).unwrap());
+    let listing = block_on(c.get_prefix(&default)).unwrap();
+    assert_eq!(listing.nodes[0].value, b"30 3 * * *");
 }
 
 #[test]

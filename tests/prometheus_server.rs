@@ -121,7 +121,8 @@ impl Drop for Prometheus {
     }
 }
 
-/// A daemon configuration: the volume job every 5 s from `store`, elected through etcd.
+/// A daemon configuration: the volume job every 5 s from `store` into `backups-<name>`,
+/// elected through etcd.
 fn config(dir: &Path, name: &str, store: &Path, prefix: &str, port: u16) -> PathBuf {
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(
@@ -132,7 +133,7 @@ fn config(dir: &Path, name: &str, store: &Path, prefix: &str, port: u16) -> Path
              [schedule]\nvolume = \"*/5 * * * * *\"\ngateway = \"\"\ndatabase = \"\"\netcd = \"\"\n\
              [metrics]\nlisten = \"127.0.0.1:{port}\"\n",
             endpoint(),
-            file_url(&dir.join("backups")),
+            file_url(&dir.join(format!("backups-{name}"))),
             store.display()
         ),
     )
@@ -184,8 +185,10 @@ fn alerts_follow_the_owner_and_never_fire_from_a_dead_daemons_series() {
         a.log()
     );
 
-    // the owner's job starts failing: its source is gone
-    std::fs::rename(&store_a, tmp.path().join("store-a-gone")).unwrap();
+    // the owner's job starts failing: its destination is no folder any more
+    let dest_a = tmp.path().join("backups-a");
+    std::fs::remove_dir_all(&dest_a).unwrap();
+    std::fs::write(&dest_a, b"not a folder").unwrap();
     assert!(
         wait_until(60_000, || prometheus.firing("DeisBackupJobFailing")
             == vec![instance_a.clone()]),

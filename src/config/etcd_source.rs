@@ -7,7 +7,7 @@ use super::secret::REDACTED;
 use std::fmt;
 
 /// Keys under `PREFIX/backup/` that are not configuration (daemon state), so never warned about.
-const STATE_KEYS: [&str; 3] = ["leader", "trigger/", "status/"];
+const STATE_KEYS: [&str; 4] = ["leader", "leader/", "trigger/", "status/"];
 
 /// Etcd keys of Deis itself that feed the configuration, relative to the prefix.
 pub const DEIS_GATEWAY_KEYS: [&str; 4] = [

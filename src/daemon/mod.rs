@@ -4,10 +4,13 @@
 //! With etcd, daemons elect one leader ([`leader`]) and only the leader runs the jobs; without
 //! etcd the one daemon runs them.
 
+mod defaults;
+mod eligibility;
 pub mod leader;
 mod ownership;
 pub mod reload;
 pub mod scheduler;
+mod trigger;
 
 use crate::config::{self, EtcdLayer, LoadOptions, Settings};
 use crate::etcd::{read_config, EtcdClient};
@@ -17,9 +20,10 @@ use crate::util::Backoff;
 use ownership::{give_up_ownership, take_ownership};
 use reload::{evaluate, Outcome};
 use scheduler::Scheduler;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 /// Why the daemon could not run.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +66,15 @@ async fn run_async(base: LoadOptions) -> Result<(), DaemonError> {
     };
     let (tx, rx) = watch::channel(Arc::new(settings.clone()));
     let elected = !etcd.endpoints.is_empty();
-    let (leader_tx, mut leader_rx) = watch::channel(!elected);
+    // with etcd, each job is owned by the daemon holding its lease; without, this one owns all
+    let all: BTreeSet<JobKind> = JobKind::ALL.into_iter().collect();
+    let start_owned = if elected {
+        BTreeSet::new()
+    } else {
+        all.clone()
+    };
+    let (owned_tx, mut owned_rx) = watch::channel(start_owned.clone());
+    let mut owned = start_owned;
 
     // what a crash or kill -9 of an earlier run left: swept now, in the background (every run
     // sweeps again before it starts)
@@ -76,20 +88,35 @@ async fn run_async(base: LoadOptions) -> Result<(), DaemonError> {
             .ok();
     }
     let metrics_task = serve_metrics(&settings.metrics.listen).await;
-    let election = elected.then(|| tokio::spawn(leader::elect(etcd.clone(), leader_tx.clone())));
-    let watcher = elected.then(|| {
-        tokio::spawn(reload::watch_etcd(
+    let (fire_tx, mut fire_rx) = mpsc::channel::<JobKind>(16);
+    let mut background = Vec::new();
+    if elected {
+        let publish = (base.clone(), etcd.clone(), settings.timeouts.clone());
+        background.push(tokio::spawn(async move {
+            defaults::publish(&publish.0, &publish.1, &publish.2).await
+        }));
+        for job in JobKind::ALL {
+            background.push(tokio::spawn(leader::elect(
+                job,
+                rx.clone(),
+                owned_tx.clone(),
+            )));
+        }
+        background.push(tokio::spawn(trigger::watch_triggers(
+            rx.clone(),
+            owned_rx.clone(),
+            fire_tx.clone(),
+        )));
+        background.push(tokio::spawn(reload::watch_etcd(
             base.clone(),
             etcd.clone(),
             layer,
             tx.clone(),
-        ))
-    });
+        )));
+    }
 
     let mut scheduler = Scheduler::new();
-    if *leader_rx.borrow_and_update() {
-        scheduler.apply(&settings, &rx);
-    }
+    scheduler.apply(&settings, &owned, &rx);
     tracing::info!(etcd = %etcd.endpoints.join(","), "Daemon started.");
     let mut changes = rx.clone();
     let signal = loop {
@@ -99,23 +126,40 @@ async fn run_async(base: LoadOptions) -> Result<(), DaemonError> {
                     continue;
                 }
                 let new = changes.borrow_and_update().clone();
-                if *leader_rx.borrow() {
-                    scheduler.apply(&new, &rx);
-                }
+                scheduler.apply(&new, &owned, &rx);
             }
-            changed = leader_rx.changed() => {
+            changed = owned_rx.changed() => {
                 if changed.is_err() {
                     continue;
                 }
-                if *leader_rx.borrow_and_update() {
-                    let current = rx.borrow().clone();
-                    spawn_blocking_with(&current, |s| take_ownership(s, &JobKind::ALL)).await.ok();
-                    scheduler.apply(&current, &rx);
-                } else {
-                    // a daemon runs a job only while it owns it
-                    scheduler.cancel_runs("this daemon lost the job's lease");
-                    drain(&scheduler, Duration::from_secs(30)).await;
-                    give_up_ownership(&JobKind::ALL);
+                let now_owned = owned_rx.borrow_and_update().clone();
+                let current = rx.borrow().clone();
+                let gained: Vec<JobKind> = now_owned.difference(&owned).copied().collect();
+                let lost: Vec<JobKind> = owned.difference(&now_owned).copied().collect();
+                if !gained.is_empty() {
+                    let seed = gained.clone();
+                    spawn_blocking_with(&current, move |s| take_ownership(s, &seed)).await.ok();
+                }
+                for &job in &lost {
+                    // a daemon runs a job only while it holds its lease
+                    scheduler.cancel_job(job, "this daemon lost the job's lease");
+                    let running = scheduler.running_flag(job);
+                    let still = owned_rx.clone();
+                    tokio::spawn(async move {
+                        while running.load(std::sync::atomic::Ordering::SeqCst) {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        if !still.borrow().contains(&job) {
+                            give_up_ownership(&[job]);
+                        }
+                    });
+                }
+                owned = now_owned;
+                scheduler.apply(&current, &owned, &rx);
+            }
+            Some(job) = fire_rx.recv() => {
+                if !scheduler.trigger(job) {
+                    tracing::warn!(backup_job = %job, "A trigger arrived for a job this daemon no longer owns.");
                 }
             }
             signal = &mut shutdown => break signal,
@@ -125,11 +169,8 @@ async fn run_async(base: LoadOptions) -> Result<(), DaemonError> {
     let grace = rx.borrow().daemon.shutdown_grace;
     tracing::info!(signal, grace = %grace, "Shutting down: no new runs start.");
     scheduler.stop();
-    if let Some(w) = watcher {
-        w.abort();
-    }
-    if let Some(e) = election {
-        e.abort();
+    for task in &background {
+        task.abort();
     }
     if !drain(&scheduler, grace.get()).await {
         let reason = format!("the daemon is stopping ({signal}) and its shutdown grace of {grace} (daemon.shutdown-grace) passed");
@@ -140,14 +181,14 @@ async fn run_async(base: LoadOptions) -> Result<(), DaemonError> {
         }
     }
     sweep.abort();
-    if elected && *leader_rx.borrow() {
-        leader::resign(&etcd).await;
+    if elected {
+        leader::resign(&etcd, &owned).await;
     }
     if let Some(m) = metrics_task {
         m.abort();
     }
     // the senders lived until here so that the loop above never saw a closed channel
-    drop((tx, leader_tx));
+    drop((tx, owned_tx, fire_tx));
     tracing::info!("Daemon stopped.");
     Ok(())
 }

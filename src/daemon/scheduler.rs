@@ -1,5 +1,5 @@
-//! Cron scheduling of the backup jobs: one tokio task per job with a non-empty schedule, which
-//! sleeps until croner's next fire time and then runs the job on a blocking thread.
+//! Cron scheduling of the jobs this daemon owns: one tokio task per owned job, which sleeps
+//! until croner's next fire time (or a trigger) and then runs the job on a blocking thread.
 //!
 //! Why croner and a sleep loop rather than tokio-cron-scheduler: validation already parses
 //! schedules with croner, so the daemon fires exactly what `config check` accepted; a reload
@@ -15,10 +15,10 @@ use crate::util::Cancel;
 use chrono::{DateTime, Utc};
 use croner::parser::{CronParser, Seconds};
 use croner::Cron;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 /// The schedule of one job as a parsed cron (`None` when disabled or unparsable).
@@ -45,12 +45,21 @@ pub fn interval_secs(cron: &Cron, now: DateTime<Utc>) -> Option<i64> {
     Some((second - first).num_seconds())
 }
 
-/// The running schedule loops, and which jobs have a run in progress.
+/// A job's request to run now (`trigger/<job>`): at most one run waits behind a running one.
+#[derive(Default)]
+struct Trigger {
+    notify: Notify,
+    pending: AtomicBool,
+}
+
+/// The schedule loops of the jobs this daemon owns, and which jobs have a run in progress.
 pub struct Scheduler {
     loops: Vec<JoinHandle<()>>,
     running: HashMap<JobKind, Arc<AtomicBool>>,
-    /// Cancels the runs started by the current loops (shutdown, loss of ownership).
-    cancel: Cancel,
+    /// Cancels the runs of a job (shutdown, loss of its lease).
+    cancels: HashMap<JobKind, Cancel>,
+    triggers: HashMap<JobKind, Arc<Trigger>>,
+    owned: BTreeSet<JobKind>,
 }
 
 impl Scheduler {
@@ -61,40 +70,60 @@ impl Scheduler {
                 .iter()
                 .map(|&j| (j, Arc::new(AtomicBool::new(false))))
                 .collect(),
-            cancel: Cancel::new(),
+            cancels: JobKind::ALL.iter().map(|&j| (j, Cancel::new())).collect(),
+            triggers: JobKind::ALL
+                .iter()
+                .map(|&j| (j, Arc::new(Trigger::default())))
+                .collect(),
+            owned: BTreeSet::new(),
         }
     }
 
-    /// Replaces the schedule loops by ones for `settings` (runs in progress go on).
-    pub fn apply(&mut self, settings: &Settings, current: &watch::Receiver<Arc<Settings>>) {
+    /// Replaces the loops by ones for `settings` and the jobs in `owned` (runs in progress go
+    /// on). An owned job without a schedule gets a loop too: it runs when triggered.
+    pub fn apply(
+        &mut self,
+        settings: &Settings,
+        owned: &BTreeSet<JobKind>,
+        current: &watch::Receiver<Arc<Settings>>,
+    ) {
         self.stop();
+        self.owned = owned.clone();
         let now = Utc::now();
         for job in jobs::registry() {
             let kind = job.kind();
+            if !owned.contains(&kind) {
+                continue;
+            }
             let label = [kind.as_str()];
             metrics()
                 .run_deadline
                 .with_label_values(&label)
                 .set(job.deadline(settings).get().as_secs() as i64);
-            let Some(cron) = parse_schedule(job.schedule(settings)) else {
-                metrics().schedule_interval.with_label_values(&label).set(0);
-                tracing::info!(backup_job = %kind, "Job disabled (no schedule).");
-                continue;
-            };
-            if let Some(secs) = interval_secs(&cron, now) {
-                metrics()
-                    .schedule_interval
-                    .with_label_values(&label)
-                    .set(secs);
+            let cron = parse_schedule(job.schedule(settings));
+            let interval = cron
+                .as_ref()
+                .and_then(|c| interval_secs(c, now))
+                .unwrap_or(0);
+            metrics()
+                .schedule_interval
+                .with_label_values(&label)
+                .set(interval);
+            match &cron {
+                Some(cron) => {
+                    tracing::info!(backup_job = %kind, schedule = %cron.pattern, next = ?next_fire(cron, now), "Job scheduled.")
+                }
+                None => {
+                    tracing::info!(backup_job = %kind, "Job disabled (no schedule); it runs only when triggered.")
+                }
             }
-            tracing::info!(backup_job = %kind, schedule = %cron.pattern, next = ?next_fire(&cron, now), "Job scheduled.");
-            let running = self.running[&kind].clone();
             self.loops.push(tokio::spawn(job_loop(
                 kind,
                 cron,
                 current.clone(),
-                running,
-                self.cancel.clone(),
+                self.running[&kind].clone(),
+                self.triggers[&kind].clone(),
+                self.cancels[&kind].clone(),
             )));
         }
     }
@@ -106,12 +135,37 @@ impl Scheduler {
         }
     }
 
-    /// Stops scheduling and cancels the runs in progress with `reason` (they unwind at their
-    /// next write, abort their uploads and keep no set). Later loops get a fresh flag.
+    /// Asks `job` to run now (after the run in progress, if one is; never twice). `false`
+    /// when this daemon does not own the job.
+    pub fn trigger(&self, job: JobKind) -> bool {
+        if !self.owned.contains(&job) {
+            return false;
+        }
+        let trigger = &self.triggers[&job];
+        trigger.pending.store(true, Ordering::SeqCst);
+        trigger.notify.notify_one();
+        true
+    }
+
+    /// Cancels the run in progress of `job` with `reason` (it unwinds at its next write,
+    /// aborts its uploads and keeps no set). Later runs get a fresh flag.
+    pub fn cancel_job(&mut self, job: JobKind, reason: &str) {
+        if let Some(cancel) = self.cancels.insert(job, Cancel::new()) {
+            cancel.cancel(reason);
+        }
+    }
+
+    /// Stops scheduling and cancels every run in progress with `reason`.
     pub fn cancel_runs(&mut self, reason: &str) {
         self.stop();
-        self.cancel.cancel(reason);
-        self.cancel = Cancel::new();
+        for job in JobKind::ALL {
+            self.cancel_job(job, reason);
+        }
+    }
+
+    /// Whether `job` has a run in progress (shared flag, for waiting on it elsewhere).
+    pub fn running_flag(&self, job: JobKind) -> Arc<AtomicBool> {
+        self.running[&job].clone()
     }
 
     /// The jobs with a run in progress.
@@ -129,47 +183,81 @@ impl Default for Scheduler {
     }
 }
 
+/// Sleeps until `cron`'s next fire time, or forever without a schedule.
+async fn until_next_fire(kind: JobKind, cron: Option<&Cron>) {
+    let next = cron.and_then(|c| next_fire(c, Utc::now()));
+    match next {
+        Some(next) => {
+            let wait = (next - Utc::now()).to_std().unwrap_or_default();
+            tokio::time::sleep(wait).await;
+        }
+        None => {
+            if cron.is_some() {
+                tracing::warn!(backup_job = %kind, "The schedule has no next fire time; the job runs only when triggered.");
+            }
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
 async fn job_loop(
     kind: JobKind,
-    cron: Cron,
+    cron: Option<Cron>,
     settings: watch::Receiver<Arc<Settings>>,
     running: Arc<AtomicBool>,
-    shutdown: Cancel,
+    trigger: Arc<Trigger>,
+    cancel: Cancel,
 ) {
     loop {
-        let now = Utc::now();
-        let Some(next) = next_fire(&cron, now) else {
-            tracing::warn!(backup_job = %kind, "The schedule has no next fire time; the job stops.");
-            return;
+        let triggered = tokio::select! {
+            _ = until_next_fire(kind, cron.as_ref()) => false,
+            _ = trigger.notify.notified() => true,
         };
-        let wait = (next - now).to_std().unwrap_or_default();
-        tokio::time::sleep(wait).await;
         if running.swap(true, Ordering::SeqCst) {
-            tracing::warn!(backup_job = %kind, "Run skipped: the previous run of this job is still going.");
-            metrics().count_run(kind.as_str(), "skipped");
+            if !triggered {
+                tracing::warn!(backup_job = %kind, "Run skipped: the previous run of this job is still going.");
+                metrics().count_run(kind.as_str(), "skipped");
+            }
+            // a trigger stays pending: the run ending wakes this loop again
             continue;
+        }
+        if triggered && !trigger.pending.swap(false, Ordering::SeqCst) {
+            running.store(false, Ordering::SeqCst);
+            continue;
+        }
+        if triggered {
+            tracing::info!(backup_job = %kind, "Running the job now: it was triggered.");
         }
         let settings = settings.borrow().clone();
         let running = running.clone();
-        let shutdown = shutdown.clone();
+        let trigger = trigger.clone();
+        let cancel = cancel.clone();
         tokio::spawn(async move {
             let ended =
-                tokio::task::spawn_blocking(move || run_scheduled(kind, &settings, &shutdown))
-                    .await;
+                tokio::task::spawn_blocking(move || run_scheduled(kind, &settings, &cancel)).await;
             if let Err(e) = ended {
                 tracing::error!(backup_job = %kind, error = %e, "The run's thread panicked; the next run is on schedule.");
                 metrics().count_run(kind.as_str(), RunResult::Failure.as_str());
             }
             running.store(false, Ordering::SeqCst);
+            if trigger.pending.load(Ordering::SeqCst) {
+                trigger.notify.notify_one();
+            }
         });
     }
 }
 
-/// One scheduled run: open the destination, run the job through the harness.
-fn run_scheduled(kind: JobKind, settings: &Settings, shutdown: &Cancel) {
+/// One run: check that this host can still run the job, open the destination, run the job
+/// through the harness.
+fn run_scheduled(kind: JobKind, settings: &Settings, cancel: &Cancel) {
+    if let Err(why) = crate::runtime::block_on(super::eligibility::check(kind, settings)) {
+        tracing::warn!(backup_job = %kind, reason = %why, "Run skipped: this host cannot run the job now.");
+        metrics().count_run(kind.as_str(), "skipped");
+        return;
+    }
     match store::open_destination(settings) {
         Ok(dest) => {
-            let outcome = run_job(jobs::job(kind), settings, dest.as_ref(), shutdown);
+            let outcome = run_job(jobs::job(kind), settings, dest.as_ref(), cancel);
             if outcome.result == RunResult::Failure {
                 tracing::warn!(backup_job = %kind, "The next run is on schedule.");
             }

@@ -208,6 +208,14 @@ impl EtcdClient {
         }
     }
 
+    /// Sets `key` to `value` only when it does not exist yet; `false` when it did.
+    pub async fn create(&self, key: &str, value: &str) -> Result<bool, EtcdError> {
+        match self {
+            EtcdClient::V2(c) => c.create(key, value).await,
+            EtcdClient::V3(c) => c.create(key, value).await,
+        }
+    }
+
     /// Takes `key` for `value` if nobody holds it: v3 a lease and a put-if-absent transaction,
     /// v2 a TTL key created with `prevExist=false`. `None` when someone else holds it.
     pub async fn acquire(

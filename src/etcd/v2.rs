@@ -330,6 +330,26 @@ impl V2Client {
         }
     }
 
+    /// Sets `key` to `value` only when it does not exist (`prevExist=false`, as `etcdctl mk`);
+    /// `false` when it was there already.
+    pub async fn create(&self, key: &str, value: &str) -> Result<bool, EtcdError> {
+        let body = format!("value={}&prevExist=false", form(value));
+        let reply = self
+            .send(reqwest::Method::PUT, key, "", Some(body), "create")
+            .await?;
+        match reply.answer.error_code {
+            None => Ok(true),
+            Some(NODE_EXISTS) => Ok(false),
+            Some(code) => Err(refused(
+                &reply.endpoint,
+                "create",
+                key,
+                code,
+                reply.answer.message,
+            )),
+        }
+    }
+
     /// Refreshes the TTL of a held key, only while it still holds our value (`prevValue`).
     pub async fn refresh(&self, lease: &Lease) -> Result<bool, EtcdError> {
         let body = format!(

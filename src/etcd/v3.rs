@@ -212,6 +212,17 @@ impl V3Client {
         }
     }
 
+    /// Sets `key` to `value` only when it does not exist (a create-revision-0 transaction);
+    /// `false` when it was there already.
+    pub async fn create(&self, key: &str, value: &str) -> Result<bool, EtcdError> {
+        let mut client = self.client.clone();
+        let txn = Txn::new()
+            .when([Compare::create_revision(key, CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(key, value, None)]);
+        let response = self.bounded("create", key, client.txn(txn)).await?;
+        Ok(response.succeeded())
+    }
+
     /// One keep-alive of the lease; `false` when the lease has expired.
     pub async fn refresh(&self, lease: &Lease) -> Result<bool, EtcdError> {
         let mut client = self.client.clone();
