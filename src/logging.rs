@@ -17,10 +17,10 @@ pub const FILTER_ENV: &str = "DEIS_BACKUP_LOG";
 /// The filter when nothing names one.
 pub const DEFAULT_FILTER: &str = "info";
 
-/// Directives appended to every filter, whatever the user asked for. `aws_sigv4` writes the
-/// canonical request and string-to-sign at debug/trace, which would carry a session token if
-/// one were in use; these caps keep such output out of the logs at every level.
-pub const SECRET_CAPS: &[&str] = &["aws_sigv4=info", "aws_credential_types=info"];
+/// Crates whose debug/trace output would show credentials, each capped at `info` whatever
+/// the filter says: `aws_smithy_runtime` logs the resolved identity and the signed request
+/// (its `Authorization` header names the access key), `aws_sigv4` the request it signs.
+pub const CAPPED_TARGETS: &[&str] = &["aws_smithy_runtime", "aws_smithy_runtime_api", "aws_sigv4"];
 
 /// Why logging could not start: a filter or format that does not parse.
 #[derive(Debug, thiserror::Error)]
@@ -69,9 +69,21 @@ pub fn choose_filter(
     FilterChoice { filter, origin }
 }
 
-/// Parses `choice` into a filter with [`SECRET_CAPS`] appended.
+/// Parses `choice` into a filter in which every [`CAPPED_TARGETS`] crate logs at `info` at
+/// most: the filter's own directives for those crates are dropped and the caps appended.
 pub fn build_filter(choice: &FilterChoice) -> Result<EnvFilter, LoggingError> {
-    let full = format!("{},{}", choice.filter, SECRET_CAPS.join(","));
+    let capped = |directive: &str| {
+        let target = directive.split(['=', '[']).next().unwrap_or("").trim();
+        CAPPED_TARGETS.iter().any(|c| target.starts_with(c))
+    };
+    let mut directives: Vec<String> = choice
+        .filter
+        .split(',')
+        .filter(|d| !capped(d))
+        .map(String::from)
+        .collect();
+    directives.extend(CAPPED_TARGETS.iter().map(|c| format!("{c}=info")));
+    let full = directives.join(",");
     EnvFilter::builder()
         .with_regex(false)
         .parse(&full)
@@ -171,9 +183,24 @@ mod tests {
     fn caps_are_appended_to_valid_filters() {
         let filter = build_filter(&choose_filter(Some("trace"), None, None)).unwrap();
         let shown = filter.to_string();
-        for cap in SECRET_CAPS {
-            assert!(shown.contains(cap), "{shown} lacks {cap}");
+        for cap in CAPPED_TARGETS {
+            assert!(
+                shown.contains(&format!("{cap}=info")),
+                "{shown} lacks {cap}"
+            );
         }
+    }
+
+    #[test]
+    fn a_filter_cannot_lift_a_cap() {
+        let choice = choose_filter(
+            Some("debug,aws_smithy_runtime::client=trace,aws_sigv4=trace,hyper=debug"),
+            None,
+            None,
+        );
+        let shown = build_filter(&choice).unwrap().to_string();
+        assert!(!shown.contains("=trace"), "{shown}");
+        assert!(shown.contains("hyper=debug"), "{shown}");
     }
 
     #[test]
