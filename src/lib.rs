@@ -12,6 +12,7 @@ pub mod etcd;
 pub mod gateway;
 pub mod io_util;
 pub mod jobs;
+pub mod logging;
 pub mod metrics;
 pub mod restore;
 pub mod runtime;

@@ -3,9 +3,9 @@
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use deis_backup::commands::{self, RestoreArgs};
 use deis_backup::config::LoadOptions;
+use deis_backup::logging;
 use deis_backup::restore::RestoreRequest;
 use deis_backup::store::{JobKind, SetSelector};
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -52,15 +52,15 @@ struct GlobalArgs {
     /// zstd compression level, 1 (fastest) to 19 (smallest); default 3.
     #[arg(long, global = true, value_name = "N")]
     compression_level: Option<i64>,
-    /// Log filter: error, warn, info, debug, trace (or a tracing filter expression).
-    #[arg(
-        long,
-        global = true,
-        env = "DEIS_BACKUP_LOG",
-        default_value = "info",
-        value_name = "LEVEL"
-    )]
-    log_level: String,
+    /// Log filter: error, warn, info, debug, trace, or tracing directives such as
+    /// `info,deis_backup=debug`. Precedence: this flag > RUST_LOG > DEIS_BACKUP_LOG > info.
+    #[arg(long, global = true, value_name = "FILTER")]
+    log_level: Option<String>,
+    /// Log lines on stderr: text (for people) or json (one object a line, with the run's
+    /// job and set id). Precedence: this flag > DEIS_BACKUP_LOG__FORMAT > the --config file's
+    /// [log] format > text (log.format in etcd cannot apply: logging starts before etcd is read).
+    #[arg(long, global = true, value_name = "FORMAT", value_parser = ["text", "json"])]
+    log_format: Option<String>,
 }
 
 impl GlobalArgs {
@@ -81,6 +81,9 @@ impl GlobalArgs {
         }
         if let Some(level) = self.compression_level {
             overrides.push(("compression.level", level.into()));
+        }
+        if let Some(format) = &self.log_format {
+            overrides.push(("log.format", format.as_str().into()));
         }
         LoadOptions::from_process_env(self.config.clone(), overrides)
     }
@@ -221,20 +224,30 @@ impl JobArg {
     }
 }
 
-fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+/// Starts logging as the flags and environment say (see [`logging`]).
+fn init_logging(global: &GlobalArgs) -> Result<(), logging::LoggingError> {
+    let env = |name: &str| std::env::var(name).ok();
+    let choice = logging::choose_filter(
+        global.log_level.as_deref(),
+        env("RUST_LOG").as_deref(),
+        env(logging::FILTER_ENV).as_deref(),
+    );
+    let filter = logging::build_filter(&choice)?;
+    let format = logging::choose_format(
+        global.log_format.as_deref(),
+        env(logging::FORMAT_ENV).as_deref(),
+        global.config.as_deref(),
+    )?;
+    logging::init(format, filter);
+    Ok(())
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.global.log_level);
+    if let Err(e) = init_logging(&cli.global) {
+        eprintln!("deis-backup: error: {e}");
+        return ExitCode::from(commands::EXIT_NOT_AVAILABLE);
+    }
     let options = cli.global.load_options();
     let result = match cli.command {
         Command::Run => commands::run(&options),

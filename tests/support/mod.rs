@@ -17,7 +17,7 @@ pub fn cli() -> Command {
             cmd.env_remove(key);
         }
     }
-    cmd.env("DEIS_BACKUP_LOG", "info");
+    cmd.env("DEIS_BACKUP_LOG", "info").env_remove("RUST_LOG");
     cmd
 }
 
