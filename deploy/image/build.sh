@@ -39,7 +39,9 @@ version=$(sed -n 's/^version *= *"\(.*\)"/\1/p' "$root/Cargo.toml" | head -n 1)
 if [[ -z $binary ]]; then
     log "cargo build --release (a few minutes)"
     (cd "$root" && cargo build --release --locked --bin deis-backup) || die "cargo build failed"
-    binary=${CARGO_TARGET_DIR:-$root/target}/release/deis-backup
+    target=${CARGO_TARGET_DIR:-target}
+    [[ $target == /* ]] || target=$root/$target # cargo ran in $root
+    binary=$target/release/deis-backup
 fi
 [[ -x $binary ]] || die "$binary is not an executable file"
 docker info >/dev/null 2>&1 || die "no Docker engine answers"
