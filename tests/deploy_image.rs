@@ -61,13 +61,38 @@ fn unit_command(key: &str, vars: &HashMap<String, String>) -> Vec<String> {
         "{key} must be plain words (the test runs it as the unit would): {line}"
     );
     line.split_whitespace()
-        .map(|word| {
-            let mut word = word.to_string();
-            for (name, value) in vars {
-                word = word.replace(&format!("${{{name}}}"), value);
-            }
-            assert!(!word.contains('$'), "unknown variable in {key}: {word}");
-            word
+        .map(|word| substitute(word, vars))
+        .collect()
+}
+
+/// One word with `${VAR}` replaced from `vars`, as systemd does; no other `$` allowed.
+fn substitute(word: &str, vars: &HashMap<String, String>) -> String {
+    let mut word = word.to_string();
+    for (name, value) in vars {
+        word = word.replace(&format!("${{{name}}}"), value);
+    }
+    assert!(!word.contains('$'), "unknown variable in the unit: {word}");
+    word
+}
+
+/// The unit's `ExecStartPre=/bin/sh -c "SCRIPT"` scripts as sh gets them (`${VAR}` replaced
+/// from `vars`), with the container name `deis-backup` replaced by `name`.
+fn unit_pre_scripts(vars: &HashMap<String, String>, name: &str) -> Vec<String> {
+    unit_values("ExecStartPre")
+        .iter()
+        .map(|line| {
+            let script = line
+                .strip_prefix("/bin/sh -c \"")
+                .and_then(|s| s.strip_suffix('"'))
+                .unwrap_or_else(|| panic!("ExecStartPre is /bin/sh -c \"...\": {line}"));
+            script
+                .split_whitespace()
+                .map(|word| match substitute(word, vars) {
+                    w if w == "deis-backup" => name.to_string(),
+                    w => w,
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
         })
         .collect()
 }
@@ -214,6 +239,26 @@ fn the_image_runs_as_the_unit_runs_it_backs_up_and_stops_cleanly() {
         client: None,
     };
     let image = build_image(&repository);
+
+    // the unit's ExecStartPre: the image is there (no pull, which would fail here: no
+    // registry), and a stale container of the same name is removed
+    run_bounded(&mut docker(&["create", "--name", &name, &image]), 60);
+    let mut pre_vars = vars.clone();
+    pre_vars.insert("BACKUP_IMAGE".into(), image.clone());
+    let scripts = unit_pre_scripts(&pre_vars, &name);
+    assert_eq!(
+        scripts.len(),
+        2,
+        "pull-if-missing and stale removal: {scripts:?}"
+    );
+    for script in &scripts {
+        run_bounded(Command::new("/bin/sh").args(["-c", script]), 60);
+    }
+    let stale = docker(&["inspect", &name]).output().unwrap();
+    assert!(
+        !stale.status.success(),
+        "ExecStartPre left the stale container"
+    );
     let etcd = format!("DEIS_BACKUP_ETCD={}", etcd_support::endpoint());
     replace_word(&mut run, "deis-backup", &name);
     replace_word(&mut stop, "deis-backup", &name);
