@@ -15,7 +15,8 @@ packages=(
     etcd-server etcd-client                            # etcd 3.4, v2 + v3 APIs
     ceph-mon ceph-osd ceph-mgr radosgw ceph-common     # the store-gateway stand-in
     curl uuid-runtime iproute2 jq                      # test bed plumbing
-    mmdebstrap                                         # deis-database image build
+    mmdebstrap                                         # deis-database and deis-backup base images
+    systemd                                            # systemd-analyze verify of the fleet unit
     s3cmd rclone zstd time python3                     # benchmark peers and tools
     prometheus                                         # promtool for the alert rule tests
 )
