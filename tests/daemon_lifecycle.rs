@@ -252,3 +252,33 @@ fn a_daemon_killed_mid_run_is_cleaned_up_by_its_next_start() {
     );
     assert_eq!(restarted.terminate(), Some(0));
 }
+
+#[test]
+fn a_volume_that_must_be_a_mount_point_and_is_not_is_never_backed_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("small");
+    write(&store.join("a.txt"), b"not mounted");
+    let port = free_port();
+    let daemon = Daemon::start(
+        &config(tmp.path(), &store, "*/1 * * * * *", port, ""),
+        &tmp.path().join("daemon.log"),
+        &[("DEIS_BACKUP_VOLUME__REQUIRE_MOUNT", "true")],
+    );
+    let skipped = "deis_backup_runs_total{backup_job=\"volume\",result=\"skipped\"}";
+    assert!(
+        wait_until(20_000, || sample(&scrape(port), skipped).unwrap_or(0.0)
+            >= 2.0),
+        "{}",
+        daemon.log()
+    );
+    let log = daemon.log();
+    assert!(
+        log.contains(&format!(
+            "volume.path {} is not a mount point here",
+            store.display()
+        )),
+        "{log}"
+    );
+    assert_eq!(complete_sets(&tmp.path().join("backups"), "volume"), 0);
+    assert_eq!(daemon.terminate(), Some(0));
+}
