@@ -207,3 +207,66 @@ fn deisctl_style_keys_over_v2() {
 fn deisctl_style_keys_over_v3() {
     deisctl_keys(EtcdApi::V3, "v3");
 }
+
+#[test]
+fn triggers_during_a_run_give_one_run_after_it_not_more() {
+    let tmp = tempfile::tempdir().unwrap();
+    let prefix = unique_prefix("trigger-busy");
+    // a volume slow enough to back up (seconds in a debug build) to trigger during its run
+    let store = tmp.path().join("store");
+    for i in 0..40u64 {
+        write(
+            &store.join(format!("big-{i}.bin")),
+            &support::random_bytes(i + 1, 8 << 20),
+        );
+    }
+    let etcd = client(&endpoint(), EtcdApi::V3);
+    let port = free_port();
+    let daemon = Daemon::start(
+        &config(
+            tmp.path(),
+            "t",
+            "v3",
+            &prefix,
+            "volume = \"off\"\ndatabase = \"off\"\ngateway = \"off\"\netcd = \"off\"",
+            port,
+        ),
+        &tmp.path().join("t.log"),
+        &[],
+    );
+    assert!(
+        wait_until(30_000, || owner(port, "volume") == Some(1.0)),
+        "{}",
+        daemon.log()
+    );
+    let trigger = format!("{prefix}/backup/trigger/volume");
+    let running = || sample(&scrape(port), "deis_backup_running{backup_job=\"volume\"}");
+    put(&etcd, &[(&trigger, "1")]);
+    assert!(
+        wait_until(20_000, || running() == Some(1.0)),
+        "{}",
+        daemon.log()
+    );
+    put(&etcd, &[(&trigger, "2")]);
+    let gone = || {
+        block_on(etcd.get_prefix(&trigger))
+            .unwrap()
+            .nodes
+            .iter()
+            .all(|n| n.key != trigger)
+    };
+    assert!(wait_until(10_000, gone), "{}", daemon.log());
+    put(&etcd, &[(&trigger, "3")]);
+    assert!(wait_until(10_000, gone), "{}", daemon.log());
+    let dest = tmp.path().join("t");
+    assert!(
+        wait_until(90_000, || complete_sets(&dest, "volume") == 2
+            && running() == Some(0.0)),
+        "{}",
+        daemon.log()
+    );
+    // nothing more comes: the two triggers during the first run made one run after it
+    let more = wait_until(6_000, || complete_sets(&dest, "volume") > 2);
+    assert!(!more, "{}", daemon.log());
+    assert_eq!(daemon.terminate(), Some(0));
+}

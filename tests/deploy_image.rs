@@ -290,8 +290,8 @@ fn the_image_runs_as_the_unit_runs_it_backs_up_and_stops_cleanly() {
             "DEIS_BACKUP_DATABASE__CONTAINER={}",
             testbed("TESTBED_DB_CONTAINER")
         ),
-        "DEIS_BACKUP_SCHEDULE__VOLUME=*/3 * * * * *".into(),
-        "DEIS_BACKUP_SCHEDULE__DATABASE=*/3 * * * * *".into(),
+        "DEIS_BACKUP_SCHEDULE__VOLUME=off".into(),
+        "DEIS_BACKUP_SCHEDULE__DATABASE=off".into(),
         "DEIS_BACKUP_SCHEDULE__GATEWAY=off".into(),
         "DEIS_BACKUP_SCHEDULE__ETCD=off".into(),
         "DEIS_BACKUP_RETENTION__KEEP_LAST=1000".into(),
@@ -317,12 +317,26 @@ fn the_image_runs_as_the_unit_runs_it_backs_up_and_stops_cleanly() {
     guard.client = Some(client);
     let daemon_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
 
-    let owner = "deis_backup_job_owner{backup_job=\"volume\"}";
-    assert!(
-        wait_until(60_000, || sample(&scrape(port), owner) == Some(1.0)),
-        "no {owner} 1 on /metrics:\n{}\nlog:\n{}",
-        scrape(port),
-        daemon_log()
+    for job in ["volume", "database"] {
+        let owner = format!("deis_backup_job_owner{{backup_job=\"{job}\"}}");
+        assert!(
+            wait_until(60_000, || sample(&scrape(port), &owner) == Some(1.0)),
+            "no {owner} 1 on /metrics:\n{}\nlog:\n{}",
+            scrape(port),
+            daemon_log()
+        );
+    }
+    // the jobs have no schedule: triggered, as an operator would with deisctl
+    let etcd = etcd_support::client(
+        &etcd_support::endpoint(),
+        deis_backup::config::EtcdApi::Auto,
+    );
+    etcd_support::put(
+        &etcd,
+        &[
+            (&format!("{prefix}/backup/trigger/volume"), "now"),
+            (&format!("{prefix}/backup/trigger/database"), "now"),
+        ],
     );
     assert!(
         wait_until(120_000, || complete_sets(&dest, "volume") >= 1
@@ -331,6 +345,13 @@ fn the_image_runs_as_the_unit_runs_it_backs_up_and_stops_cleanly() {
         dest.display(),
         daemon_log()
     );
+    // the unit logs JSON: every line parses, and a run's lines carry its job
+    let text = daemon_log();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let parsed: Result<serde_json::Value, _> = serde_json::from_str(line);
+        assert!(parsed.is_ok(), "not a JSON line: {line}");
+    }
+    assert!(text.contains("\"backup_job\":\"database\""), "{text}");
 
     // the unit's ExecStop: SIGTERM to PID 1, which drains and exits 0 well within -t 95
     let started = Instant::now();
