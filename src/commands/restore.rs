@@ -1,13 +1,33 @@
 //! `deis-backup restore [SET|latest] --only JOBS`: put a backup back, job by job, each through
-//! its own restore step (`Job::restore`).
+//! its own restore step (`Job::restore`), in the order of a Deis bring-up.
 
 use super::{load_settings, open_destination, EXIT_FAILURE};
 use crate::config::LoadOptions;
-use crate::jobs;
+use crate::jobs::{self, gateway};
 use crate::restore::RestoreRequest;
-use crate::store::{find_set, list_complete, JobKind, SetSelector};
+use crate::store::{find_set, list_complete, Destination, JobKind, Listing, SetSelector};
 use anyhow::{anyhow, Context};
 use std::process::ExitCode;
+
+/// The order of a Deis bring-up: the buckets (the database restores itself from `db_wal`),
+/// the store volume, the etcd keys, and the database dump last (only when WAL-E cannot).
+pub const BRING_UP: [JobKind; 4] = [
+    JobKind::Gateway,
+    JobKind::Volume,
+    JobKind::Etcd,
+    JobKind::Database,
+];
+
+/// What is left for the operator after a whole-cluster restore.
+const NEXT_STEPS: &str = "\
+Next steps on the new cluster:
+  1. deisctl start platform
+     (deis-database restores itself from the WAL-E backups in db_wal when they are there)
+  2. re-publish the controller's state to etcd: in the deis-controller container run
+     `./manage.py load_db_state_to_etcd` (Deis 1.11 and later; older: save every Key, App
+     and Domain from `./manage.py shell`)
+  3. scale every app to 0 and back (`deis scale web=0 -a APP`, then its old count) so that
+     its containers are registered again";
 
 /// What the user asked to restore.
 pub struct RestoreArgs {
@@ -22,20 +42,40 @@ pub fn restore(options: &LoadOptions, args: &RestoreArgs) -> anyhow::Result<Exit
     let settings = load_settings(options)?;
     let dest = open_destination(&settings)?;
     let listing = list_complete(dest.as_ref(), None)?;
-    let kinds: Vec<JobKind> = match (&args.selector, args.only.is_empty()) {
-        (SetSelector::Set(set), true) => vec![set.job],
-        (_, true) => JobKind::ALL.to_vec(),
-        (_, false) => args.only.clone(),
+    // a whole-cluster restore: every job that has a set, naming those that have none
+    let whole = args.only.is_empty() && !matches!(args.selector, SetSelector::Set(_));
+    let kinds: Vec<JobKind> = match &args.selector {
+        SetSelector::Set(set) if args.only.is_empty() => vec![set.job],
+        _ => BRING_UP
+            .into_iter()
+            .filter(|k| whole || args.only.contains(k))
+            .collect(),
     };
     let mut refused = false;
     for kind in kinds {
-        let manifest = find_set(&listing, &args.selector, Some(kind)).ok_or_else(|| {
-            anyhow!(
+        let Some(manifest) = find_set(&listing, &args.selector, Some(kind)) else {
+            let missing = format!(
                 "no complete {kind} backup set matches {:?} at {}",
                 args.selector,
                 dest.describe()
-            )
-        })?;
+            );
+            if whole {
+                println!("{kind}: {missing}; nothing to restore for it");
+                continue;
+            }
+            return Err(anyhow!(missing));
+        };
+        if whole && kind == JobKind::Database {
+            if let Some(n) = wal_e_backups(dest.as_ref(), &listing, &args.selector) {
+                println!(
+                    "database/{}: skipped: db_wal holds {n} WAL-E base backup(s), from which \
+                     deis-database restores itself when it starts (replaying the dump on top would \
+                     collide); pass --only database to replay it instead",
+                    manifest.run_id
+                );
+                continue;
+            }
+        }
         let report = jobs::job(kind)
             .restore(&settings, dest.as_ref(), manifest, &args.request)
             .with_context(|| format!("cannot restore {kind}/{}", manifest.run_id))?;
@@ -47,9 +87,23 @@ pub fn restore(options: &LoadOptions, args: &RestoreArgs) -> anyhow::Result<Exit
         }
         refused |= report.refused;
     }
+    if whole {
+        println!("{NEXT_STEPS}");
+    }
     Ok(if refused {
         ExitCode::from(EXIT_FAILURE)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The WAL-E base backups in the gateway set this restore uses, when it has any.
+fn wal_e_backups(
+    dest: &dyn Destination,
+    listing: &Listing,
+    selector: &SetSelector,
+) -> Option<usize> {
+    let manifest = find_set(listing, selector, Some(JobKind::Gateway))?;
+    let snapshot = gateway::read_snapshot(dest, manifest).ok()?;
+    Some(gateway::wal_e_base_backups(&snapshot)).filter(|n| *n > 0)
 }

@@ -33,6 +33,12 @@ pub enum EtcdRestoreError {
         "{ETCD_ARTIFACT} of {set} does not match its manifest ({detail}); nothing was written"
     )]
     Corrupt { set: SetRef, detail: String },
+    #[error("{ETCD_ARTIFACT} of {set} holds key {key:?}, outside its prefix {prefix}; nothing was written")]
+    OutsidePrefix {
+        set: SetRef,
+        key: String,
+        prefix: String,
+    },
     #[error("cannot write key {key} to the target etcd ({written} keys were written before it)")]
     Write {
         key: String,
@@ -101,6 +107,17 @@ pub fn plan(export: &Export, include_all: bool) -> EtcdRestorePlan {
     plan
 }
 
+/// The first key of `export` that is not the prefix or under it (pure).
+pub fn outside_prefix(export: &Export) -> Option<&str> {
+    let root = export.prefix.trim_end_matches('/');
+    let under = format!("{root}/");
+    export
+        .keys
+        .iter()
+        .map(|k| k.key.as_str())
+        .find(|k| *k != root && !k.starts_with(&under))
+}
+
 /// Reads and checks the export of a set (size and sha256 against the manifest).
 pub fn read_export(
     dest: &dyn Destination,
@@ -139,6 +156,13 @@ pub fn restore_etcd(
     include_all: bool,
 ) -> Result<EtcdRestoreReport, EtcdRestoreError> {
     let export = read_export(dest, manifest)?;
+    if let Some(key) = outside_prefix(&export) {
+        return Err(EtcdRestoreError::OutsidePrefix {
+            set: manifest.set_ref(),
+            key: key.to_string(),
+            prefix: export.prefix.clone(),
+        });
+    }
     let plan = plan(&export, include_all);
     if dry_run {
         return Ok(EtcdRestoreReport {
@@ -191,6 +215,22 @@ mod tests {
             dir: false,
             ephemeral: ttl.is_some(),
         }
+    }
+
+    #[test]
+    fn a_key_outside_the_prefix_is_found() {
+        let mut export = Export {
+            format: 1,
+            api: "v2".into(),
+            prefix: "/deis".into(),
+            index: 1,
+            exported_at: Utc::now(),
+            keys: vec![key("/deis", None), key("/deis/platform/domain", None)],
+        };
+        assert_eq!(outside_prefix(&export), None);
+        export.keys.push(key("/_coreos.com/fleet/job/x", None));
+        export.keys.push(key("/deisevil/x", None));
+        assert_eq!(outside_prefix(&export), Some("/_coreos.com/fleet/job/x"));
     }
 
     #[test]

@@ -87,6 +87,15 @@ pub enum WarningKind {
     SkippedSpecialFile,
 }
 
+/// A name that stays inside the folder it is joined to: no separator, not `.`/`..`, not
+/// hidden (our temp files are), no NUL, not empty.
+pub fn is_plain_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\', '\0'])
+        && name.len() <= 255
+}
+
 impl Manifest {
     pub fn to_json(&self) -> Vec<u8> {
         let mut bytes = serde_json::to_vec_pretty(self).expect("a manifest always serializes");
@@ -97,6 +106,14 @@ impl Manifest {
     /// Parses a manifest, refusing formats newer than this build understands.
     pub fn from_json(bytes: &[u8]) -> Result<Self, String> {
         let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        for artifact in &manifest.artifacts {
+            if !is_plain_file_name(&artifact.name) {
+                return Err(format!(
+                    "artifact name {:?} is not a plain file name (a manifest may name only files of its own set)",
+                    artifact.name
+                ));
+            }
+        }
         if manifest.format_version > FORMAT_VERSION {
             return Err(format!(
                 "manifest format {} is newer than this deis-backup understands ({FORMAT_VERSION})",
@@ -177,6 +194,16 @@ mod tests {
         assert!(String::from_utf8(m.to_json())
             .unwrap()
             .contains("\"changed_during_read\""));
+    }
+
+    #[test]
+    fn a_manifest_naming_a_path_outside_its_set_is_refused() {
+        for name in ["../../x", "/etc/passwd", "..", "a/b", ".hidden", ""] {
+            let mut m = sample();
+            m.artifacts[0].name = name.into();
+            let e = Manifest::from_json(&m.to_json()).unwrap_err();
+            assert!(e.contains("not a plain file name"), "{name}: {e}");
+        }
     }
 
     #[test]

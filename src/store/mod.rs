@@ -109,7 +109,9 @@ pub const STAGING_DIR: &str = "gateway/objects/.staging";
 
 /// `gateway/objects/ab/abcdef...`: the address of an object with this sha256 (hex).
 pub fn object_path(sha256: &str) -> String {
-    format!("{OBJECTS_DIR}/{}/{sha256}", &sha256[..2.min(sha256.len())])
+    // callers pass checked digests (`is_object_name`); anything else gets no usable path
+    let folder = sha256.get(..2).unwrap_or("--");
+    format!("{OBJECTS_DIR}/{folder}/{sha256}")
 }
 
 /// The immutable, content-addressed object store under [`OBJECTS_DIR`] that gateway snapshots

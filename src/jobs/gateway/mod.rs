@@ -12,7 +12,8 @@ pub mod snapshot;
 mod verify;
 
 pub use snapshot::{
-    read_snapshot, BucketSnapshot, ObjectRecord, Snapshot, SnapshotError, SNAPSHOT_ARTIFACT,
+    read_snapshot, wal_e_base_backups, BucketSnapshot, ObjectRecord, Snapshot, SnapshotError,
+    SNAPSHOT_ARTIFACT,
 };
 
 use super::{Backup, Job, JobError, Run};

@@ -102,6 +102,20 @@ pub enum SnapshotError {
     Format { set: SetRef, detail: String },
 }
 
+/// How many WAL-E base backups (`.../basebackups_005/..._backup_stop_sentinel.json`) the
+/// snapshot holds, in any bucket: with one, `deis-database` restores itself from `db_wal` when
+/// it starts, and a `pg_dumpall` replayed on top would collide.
+pub fn wal_e_base_backups(snapshot: &Snapshot) -> usize {
+    snapshot
+        .buckets
+        .iter()
+        .flat_map(|b| &b.objects)
+        .filter(|o| {
+            o.key.contains("basebackups_005/") && o.key.ends_with("_backup_stop_sentinel.json")
+        })
+        .count()
+}
+
 /// The decoded JSON stream of the snapshot of a complete gateway set, and that set.
 pub fn open_snapshot(
     dest: &dyn Destination,
@@ -130,6 +144,21 @@ pub fn read_snapshot(
         set: set.clone(),
         detail: e.to_string(),
     })?;
+    for bucket in &snapshot.buckets {
+        if let Some(bad) = bucket
+            .objects
+            .iter()
+            .find(|o| !crate::store::is_object_name(&o.sha256))
+        {
+            return Err(SnapshotError::Format {
+                set,
+                detail: format!(
+                    "object {}/{} has sha256 {:?}, not 64 lowercase hex digits",
+                    bucket.name, bad.key, bad.sha256
+                ),
+            });
+        }
+    }
     if snapshot.format_version > SNAPSHOT_FORMAT {
         return Err(SnapshotError::Format {
             set,
