@@ -379,6 +379,39 @@ fn hostile_archive_entries_are_refused_and_nothing_lands_outside() {
         "../../etc/passwd",
         b"",
     );
+    // a chain that lexical checks let through: y resolves outside, and is only data here
+    raw_entry(&mut tar, "x", tar::EntryType::Symlink, ".", b"");
+    raw_entry(&mut tar, "y", tar::EntryType::Symlink, "x/..", b"");
+    raw_entry(
+        &mut tar,
+        "y/escape.txt",
+        tar::EntryType::Regular,
+        "",
+        b"evil",
+    );
+    raw_entry(
+        &mut tar,
+        "abs-link/through.txt",
+        tar::EntryType::Regular,
+        "",
+        b"evil",
+    );
+    raw_entry(
+        &mut tar,
+        "hard-to-link",
+        tar::EntryType::Link,
+        "ok-link",
+        b"",
+    );
+    // a symlink, then a file of the same name: the file replaces the link, not its target
+    raw_entry(
+        &mut tar,
+        "replaced",
+        tar::EntryType::Symlink,
+        "../outside-file",
+        b"",
+    );
+    raw_entry(&mut tar, "replaced", tar::EntryType::Regular, "", b"plain");
     raw_entry(&mut tar, "dev-null", tar::EntryType::Char, "", b"");
     tar.extend_from_slice(&[0; 1024]);
     plant_volume_set(&dest, &tar);
@@ -397,11 +430,12 @@ fn hostile_archive_entries_are_refused_and_nothing_lands_outside() {
     for refused in [
         "../evil.txt",
         "sub/../../evil2.txt",
-        "escape",
-        "abs-link",
         "ok-link/through.txt",
         "hard",
         "dev-null",
+        "y/escape.txt",
+        "abs-link/through.txt",
+        "hard-to-link",
     ] {
         assert!(
             restore
@@ -420,17 +454,30 @@ fn hostile_archive_entries_are_refused_and_nothing_lands_outside() {
         fs::read(target.join("good.txt")).unwrap_or_else(|_| panic!("{}", restore.all())),
         b"good"
     );
-    assert!(fs::symlink_metadata(target.join("ok-link"))
-        .unwrap()
-        .file_type()
-        .is_symlink());
+    // every symlink is restored verbatim, whatever it points at
+    for (link, to) in [
+        ("ok-link", "good.txt"),
+        ("escape", ".."),
+        ("abs-link", outside.to_str().unwrap()),
+        ("x", "."),
+        ("y", "x/.."),
+    ] {
+        assert_eq!(
+            fs::read_link(target.join(link)).unwrap_or_else(|e| panic!("{link}: {e}")),
+            Path::new(to)
+        );
+    }
+    assert_eq!(fs::read(target.join("replaced")).unwrap(), b"plain");
     let mut written: Vec<_> = fs::read_dir(&target)
         .unwrap()
         .flatten()
         .map(|e| e.file_name())
         .collect();
     written.sort();
-    assert_eq!(written, ["good.txt", "ok-link"]);
+    assert_eq!(
+        written,
+        ["abs-link", "escape", "good.txt", "ok-link", "replaced", "x", "y"]
+    );
     assert_eq!(
         fs::read_dir(&outside).unwrap().count(),
         1,

@@ -1,9 +1,13 @@
-//! Extracts a tar stream into a folder like `tar -xpf --same-owner`, refusing every entry that
-//! would write outside it (absolute paths, `..`, escaping links, writes through symlinks,
-//! device nodes). A refused entry writes nothing; the others are restored.
+//! Extracts a tar stream into a folder like `tar -xpf --same-owner`: every symlink is restored
+//! verbatim, whatever it points at (a symlink is data), and safety comes from never following
+//! one while writing: each folder on an entry's way is checked to be a real folder (lstat),
+//! files are created with `O_NOFOLLOW`, and an entry that would go through a symlink is
+//! refused. Also refused: absolute paths, `..`, hard links to anything but a regular file
+//! restored in this run, device nodes. A refused entry writes nothing; the others are restored.
 
-use super::safe_path::{entry_path, symlink_target};
+use super::safe_path::entry_path;
 use serde::Serialize;
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -36,6 +40,7 @@ struct DirMeta {
 pub fn extract_tar(reader: impl Read, target: &Path, dry_run: bool) -> io::Result<ExtractReport> {
     let mut report = ExtractReport::default();
     let mut dirs: Vec<DirMeta> = Vec::new();
+    let mut restored: HashSet<PathBuf> = HashSet::new();
     let mut archive = tar::Archive::new(reader);
     for entry in archive.entries()? {
         let mut entry = entry?;
@@ -48,9 +53,15 @@ pub fn extract_tar(reader: impl Read, target: &Path, dry_run: bool) -> io::Resul
             }
             Ok(_) if dry_run => count(&mut report, entry.header().entry_type(), entry.size()),
             Ok(rel) => {
-                if let Err(reason) =
-                    write_entry(&mut entry, target, rel.as_deref(), &mut dirs, &mut report)
-                {
+                let written = write_entry(
+                    &mut entry,
+                    target,
+                    rel.as_deref(),
+                    &mut dirs,
+                    &mut restored,
+                    &mut report,
+                );
+                if let Err(reason) = written {
                     tracing::debug!(entry = %shown, "Refused archive entry: {reason}.");
                     report.refused.push((shown, reason));
                 }
@@ -93,9 +104,7 @@ fn plan_entry<R: Read>(entry: &tar::Entry<R>, raw_path: &Path) -> Result<Option<
                 .link_name()
                 .map_err(|e| format!("unreadable link target: {e}"))?
                 .ok_or("link without a target")?;
-            if kind == EntryType::Symlink {
-                symlink_target(rel.as_deref().unwrap_or(Path::new("")), &link)?;
-            } else {
+            if kind == EntryType::Link {
                 entry_path(&link)
                     .map_err(|e| format!("hard link target {}: {e}", link.display()))?;
             }
@@ -115,6 +124,7 @@ fn write_entry<R: Read>(
     target: &Path,
     rel: Option<&Path>,
     dirs: &mut Vec<DirMeta>,
+    restored: &mut HashSet<PathBuf>,
     report: &mut ExtractReport,
 ) -> Result<(), String> {
     let header = entry.header();
@@ -152,6 +162,7 @@ fn write_entry<R: Read>(
         return Ok(());
     }
     clear_the_way(&path)?;
+    restored.remove(rel);
     let time = filetime::FileTime::from_unix_time(mtime as i64, 0);
     match kind {
         EntryType::Symlink => {
@@ -174,17 +185,13 @@ fn write_entry<R: Read>(
                 .flatten()
                 .ok_or("link without a target")?;
             let link_rel = entry_path(&link)?.ok_or("hard link to the target folder")?;
-            prepare_parent(target, &link_rel)?;
-            let source = target.join(&link_rel);
-            match fs::symlink_metadata(&source) {
-                Ok(m) if m.is_file() => {}
-                _ => {
-                    return Err(format!(
-                        "hard link target {} is not a restored file",
-                        link_rel.display()
-                    ))
-                }
+            if !restored.contains(&link_rel) {
+                return Err(format!(
+                    "hard link target {} is not a regular file restored by this archive",
+                    link_rel.display()
+                ));
             }
+            let source = target.join(&link_rel);
             fs::hard_link(&source, &path).map_err(|e| format!("cannot create hard link: {e}"))?;
             report.hard_links += 1;
         }
@@ -199,6 +206,7 @@ fn write_entry<R: Read>(
             report.bytes +=
                 io::copy(entry, &mut file).map_err(|e| format!("cannot write file: {e}"))?;
             apply_file_metadata(&file, &path, mode, uid, gid, time, report);
+            restored.insert(rel.to_path_buf());
             report.files += 1;
         }
     }
