@@ -25,3 +25,24 @@ pub fn runtime() -> &'static Runtime {
 pub fn block_on<F: Future>(future: F) -> F::Output {
     runtime().block_on(future)
 }
+
+/// SIGTERM and SIGINT, as one stream of "please stop" requests (the daemon and `backup`).
+pub struct Termination {
+    term: tokio::signal::unix::Signal,
+}
+
+impl Termination {
+    /// Starts listening (call inside the runtime).
+    pub fn listen() -> std::io::Result<Self> {
+        let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        Ok(Self { term })
+    }
+
+    /// Waits for the next request; says which signal it was.
+    pub async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+        }
+    }
+}

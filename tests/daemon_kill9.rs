@@ -6,10 +6,9 @@
 mod etcd_support;
 mod support;
 
-use deis_backup::runtime::block_on;
 use etcd_support::Daemon;
 use std::path::Path;
-use support::{keys_under, open_uploads, random_bytes, s3_client, testbed, unique, wait_until};
+use support::{keys_under, open_uploads, random_bytes, testbed, unique, wait_until, GatewayBucket};
 
 /// What an interrupted run leaves: markers, staged objects, set folders without a manifest,
 /// open uploads.
@@ -35,45 +34,6 @@ fn leftovers(bucket: &str, prefix: &str) -> Vec<String> {
             .map(|k| format!("upload {k}")),
     );
     left
-}
-
-/// The source bucket on the gateway user, emptied and removed when dropped (other tests
-/// count the gateway user's buckets).
-struct SourceBucket(String);
-
-impl Drop for SourceBucket {
-    fn drop(&mut self) {
-        let client = s3_client("TESTBED_GATEWAY_ACCESS_KEY", "TESTBED_GATEWAY_SECRET_KEY");
-        block_on(async {
-            if let Ok(listed) = client.list_objects_v2().bucket(&self.0).send().await {
-                for object in listed.contents() {
-                    if let Some(key) = object.key() {
-                        let _ = client.delete_object().bucket(&self.0).key(key).send().await;
-                    }
-                }
-            }
-            let _ = client.delete_bucket().bucket(&self.0).send().await;
-        });
-    }
-}
-
-/// A source bucket of `count` objects of 12 MiB (staged as multipart uploads at the
-/// destination) on the gateway user.
-fn seed_source(bucket: &str, count: u64) {
-    let client = s3_client("TESTBED_GATEWAY_ACCESS_KEY", "TESTBED_GATEWAY_SECRET_KEY");
-    block_on(async {
-        client.create_bucket().bucket(bucket).send().await.unwrap();
-        for i in 0..count {
-            client
-                .put_object()
-                .bucket(bucket)
-                .key(format!("registry/blob-{i}"))
-                .body(random_bytes(i + 7, 12 << 20).into())
-                .send()
-                .await
-                .unwrap();
-        }
-    });
 }
 
 fn config(
@@ -125,11 +85,11 @@ fn credentials() -> Vec<(String, String)> {
 fn a_daemon_killed_mid_gateway_run_leaves_nothing_after_its_restart() {
     let tmp = tempfile::tempdir().unwrap();
     let bucket = testbed("TESTBED_DEST_BUCKET");
-    let source = unique("kill9src").to_lowercase().replace('-', "_");
-    let source = &source[..source.len().min(60)];
     let prefix = unique("daemon-kill9");
-    let _source = SourceBucket(source.to_string());
-    seed_source(source, 16);
+    // 16 objects of 12 MiB: staged as multipart uploads at the destination
+    let objects = (0..16u64).map(|i| (format!("registry/blob-{i}"), random_bytes(i + 7, 12 << 20)));
+    let bucket_guard = GatewayBucket::with("kill9src", objects);
+    let source = bucket_guard.0.as_str();
     let env = credentials();
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
 

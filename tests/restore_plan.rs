@@ -224,50 +224,6 @@ fn bed_run(bucket: &str, destination: &str, args: &[&str]) -> Run {
         .into()
 }
 
-/// A source bucket on the gateway user holding `keys`, removed when dropped.
-struct Bucket(String);
-
-impl Bucket {
-    fn with(keys: &[&str]) -> Self {
-        let name = unique("walrule").to_lowercase().replace('-', "_");
-        let name = name[..name.len().min(60)].to_string();
-        let client = s3_client("TESTBED_GATEWAY_ACCESS_KEY", "TESTBED_GATEWAY_SECRET_KEY");
-        deis_backup::runtime::block_on(async {
-            client.create_bucket().bucket(&name).send().await.unwrap();
-            for key in keys {
-                client
-                    .put_object()
-                    .bucket(&name)
-                    .key(*key)
-                    .body(b"{}".to_vec().into())
-                    .send()
-                    .await
-                    .unwrap();
-            }
-        });
-        Bucket(name)
-    }
-}
-
-impl Drop for Bucket {
-    fn drop(&mut self) {
-        let client = s3_client("TESTBED_GATEWAY_ACCESS_KEY", "TESTBED_GATEWAY_SECRET_KEY");
-        deis_backup::runtime::block_on(async {
-            if let Ok(listed) = client.list_objects_v2().bucket(&self.0).send().await {
-                for o in listed.contents() {
-                    let _ = client
-                        .delete_object()
-                        .bucket(&self.0)
-                        .key(o.key().unwrap_or_default())
-                        .send()
-                        .await;
-                }
-            }
-            let _ = client.delete_bucket().bucket(&self.0).send().await;
-        });
-    }
-}
-
 #[test]
 fn the_dump_is_replayed_only_when_db_wal_holds_no_wal_e_base_backup() {
     let tmp = tempfile::tempdir().unwrap();
@@ -277,7 +233,10 @@ fn the_dump_is_replayed_only_when_db_wal_holds_no_wal_e_base_backup() {
         (true, vec![sentinel, "wal_005/000000010000000000000002.lzo"]),
         (false, vec!["wal_005/000000010000000000000002.lzo"]),
     ] {
-        let bucket = Bucket::with(&keys);
+        let bucket = GatewayBucket::with(
+            "walrule",
+            keys.iter().map(|k| (k.to_string(), b"{}".to_vec())),
+        );
         let url = file_url(&tmp.path().join(format!("backups-{with_wal_e}")));
         bed_run(&bucket.0, &url, &["backup", "gateway"]).assert_ok();
         bed_run(&bucket.0, &url, &["backup", "database"]).assert_ok();

@@ -76,21 +76,13 @@ fn interrupt_on_signals() -> Cancel {
     let cancel = Cancel::new();
     let flag = cancel.clone();
     crate::runtime::runtime().spawn(async move {
-        let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
+        let Ok(mut signals) = crate::runtime::Termination::listen() else {
             return;
         };
-        let signal = tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = tokio::signal::ctrl_c() => "SIGINT",
-        };
+        let signal = signals.next().await;
         eprintln!("deis-backup: {signal}: cancelling the run (again to quit at once)");
         flag.cancel(format!("interrupted by {signal}"));
-        tokio::select! {
-            _ = term.recv() => {},
-            _ = tokio::signal::ctrl_c() => {},
-        }
+        signals.next().await;
         std::process::exit(130);
     });
     cancel

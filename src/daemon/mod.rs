@@ -45,14 +45,8 @@ pub fn run(options: LoadOptions) -> Result<(), DaemonError> {
 }
 
 async fn run_async(base: LoadOptions) -> Result<(), DaemonError> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(DaemonError::Signals)?;
-    let shutdown = async move {
-        tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = tokio::signal::ctrl_c() => "SIGINT",
-        }
-    };
+    let mut signals = crate::runtime::Termination::listen().map_err(DaemonError::Signals)?;
+    let shutdown = async move { signals.next().await };
     tokio::pin!(shutdown);
 
     let without_etcd = config::load_unvalidated(&base)?;
@@ -221,13 +215,8 @@ fn spawn_blocking_with(
 
 /// Sweeps what interrupted runs left at the destination (logged, never fatal).
 fn start_sweep(settings: &Settings) {
-    let removed = crate::store::open_destination(settings).and_then(|dest| dest.sweep_incomplete());
-    match removed {
-        Ok(removed) => {
-            for set in removed {
-                tracing::info!(set = %set, "Removed an incomplete backup set left by an interrupted run.");
-            }
-        }
+    match crate::store::open_destination(settings) {
+        Ok(dest) => crate::jobs::harness::sweep(dest.as_ref()),
         Err(e) => {
             tracing::warn!(error = %crate::error_chain::error_chain(&e), "Cannot sweep the destination at start; each run sweeps before it starts.")
         }

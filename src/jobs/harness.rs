@@ -107,10 +107,21 @@ pub fn run_job(
     m.duration
         .with_label_values(&label)
         .observe((outcome.finished_at - started_at).num_milliseconds() as f64 / 1000.0);
+    report(settings, &outcome);
+    if outcome.manifest.is_some() {
+        prune_after(dest, settings, kind);
+    }
+    outcome
+}
+
+/// Reports an ended run: its metrics, its log line and its status key.
+fn report(settings: &Settings, outcome: &RunOutcome) {
+    let m = metrics();
+    let label = [outcome.job.as_str()];
     m.last_run
         .with_label_values(&label)
         .set(outcome.finished_at.timestamp());
-    m.count_run(kind.as_str(), outcome.result.as_str());
+    m.count_run(outcome.job.as_str(), outcome.result.as_str());
     if let Some(manifest) = &outcome.manifest {
         m.record_success(manifest);
         m.last_success
@@ -121,17 +132,13 @@ pub fn run_job(
             .set(i64::from(outcome.result == RunResult::Partial));
         count_warnings(manifest);
     }
-    log_outcome(&outcome);
-    super::status::publish(settings, &outcome);
-    if outcome.manifest.is_some() {
-        prune_after(dest, settings, kind);
-    }
-    outcome
+    log_outcome(outcome);
+    super::status::publish(settings, outcome);
 }
 
 /// Removes what interrupted runs left (sets without a manifest whose writer is gone, staged
-/// objects, multipart uploads). A failing sweep is logged; the run goes on.
-fn sweep(dest: &dyn Destination) {
+/// objects, multipart uploads). A failing sweep is logged; the run (or the daemon) goes on.
+pub fn sweep(dest: &dyn Destination) {
     match dest.sweep_incomplete() {
         Ok(removed) => {
             for set in removed {
@@ -139,7 +146,7 @@ fn sweep(dest: &dyn Destination) {
             }
         }
         Err(e) => {
-            tracing::warn!(error = %error_chain(&e), "Cannot sweep incomplete backup sets; the run goes on.")
+            tracing::warn!(error = %error_chain(&e), "Cannot sweep incomplete backup sets; every run sweeps again before it starts.")
         }
     }
 }
@@ -343,15 +350,9 @@ pub fn record_unstarted(kind: JobKind, settings: &Settings, error: &str) {
         error: Some(format!("cannot open the backup destination: {error}")),
         not_available: false,
     };
-    let m = metrics();
-    m.last_run
-        .with_label_values(&[kind.as_str()])
-        .set(now.timestamp());
-    m.count_run(kind.as_str(), RunResult::Failure.as_str());
     let span = tracing::info_span!("run", backup_job = %kind, set = %outcome.run_id);
     let _entered = span.enter();
-    log_outcome(&outcome);
-    super::status::publish(settings, &outcome);
+    report(settings, &outcome);
 }
 
 #[cfg(test)]

@@ -233,3 +233,50 @@ pub fn open_uploads(bucket: &str, prefix: &str) -> Vec<String> {
             .collect()
     })
 }
+
+/// A fresh bucket of the test bed's gateway user holding `objects` (key, bytes); emptied and
+/// removed when dropped, since other tests count that user's buckets.
+pub struct GatewayBucket(pub String);
+
+impl GatewayBucket {
+    pub fn with(label: &str, objects: impl IntoIterator<Item = (String, Vec<u8>)>) -> Self {
+        let name = unique(label).to_lowercase().replace('-', "_");
+        let bucket = GatewayBucket(name[..name.len().min(60)].to_string());
+        let client = s3_client("TESTBED_GATEWAY_ACCESS_KEY", "TESTBED_GATEWAY_SECRET_KEY");
+        deis_backup::runtime::block_on(async {
+            client
+                .create_bucket()
+                .bucket(&bucket.0)
+                .send()
+                .await
+                .unwrap();
+            for (key, body) in objects {
+                client
+                    .put_object()
+                    .bucket(&bucket.0)
+                    .key(key)
+                    .body(body.into())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        });
+        bucket
+    }
+}
+
+impl Drop for GatewayBucket {
+    fn drop(&mut self) {
+        let client = s3_client("TESTBED_GATEWAY_ACCESS_KEY", "TESTBED_GATEWAY_SECRET_KEY");
+        deis_backup::runtime::block_on(async {
+            if let Ok(listed) = client.list_objects_v2().bucket(&self.0).send().await {
+                for object in listed.contents() {
+                    if let Some(key) = object.key() {
+                        let _ = client.delete_object().bucket(&self.0).key(key).send().await;
+                    }
+                }
+            }
+            let _ = client.delete_bucket().bucket(&self.0).send().await;
+        });
+    }
+}
