@@ -130,3 +130,41 @@ fn a_daemon_killed_while_its_dump_waits_on_a_lock_is_cleaned_up_by_its_restart()
     );
     assert_eq!(restarted.terminate(), Some(0));
 }
+
+#[test]
+fn a_black_holed_etcd_never_stops_the_backups() {
+    // configuration read, election, defaults, triggers and status keys all meet an etcd that
+    // accepts connections and never answers: each call gives up at its deadline, the daemon
+    // starts on its file, runs the jobs without an election after a lease TTL, and every run
+    // ends (its status write times out instead of holding the run)
+    let tmp = tempfile::tempdir().unwrap();
+    let hole = BlackHole::start();
+    let store = tmp.path().join("store");
+    write(&store.join("a.txt"), b"etcd is a black hole");
+    let port = free_port();
+    let config = write_config(
+        tmp.path(),
+        "daemon",
+        &format!(
+            "[etcd]\nendpoints = [\"{}\"]\napi = \"v2\"\n[destination]\nurl = \"{}\"\n\
+             [volume]\npath = \"{}\"\n[schedule]\nvolume = \"*/2 * * * * *\"\ngateway = \"off\"\n\
+             database = \"off\"\netcd = \"off\"\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n\
+             [retention]\nkeep-last = 1000\n[timeouts]\nconnect = \"1s\"\nrequest = \"2s\"\n",
+            hole.url(),
+            file_url(&tmp.path().join("backups")),
+            store.display()
+        ),
+    );
+    let daemon = Daemon::start(&config, &tmp.path().join("daemon.log"), &[]);
+    assert!(
+        wait_until(90_000, || runs(port, "volume", "success") >= 2.0),
+        "{}",
+        daemon.log()
+    );
+    assert!(
+        daemon.wait_log(1, &["without an election"]),
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(daemon.terminate(), Some(0));
+}
