@@ -3,8 +3,12 @@
 # database-image.sh as /usr/local/bin/deis-database-entrypoint).
 #
 #   no argument / "postgres [ARGS]"  create cluster 15/main on the first start (superuser
-#                                    password from $POSTGRES_PASSWORD), then run postgres
-#                                    in the foreground with ARGS
+#                                    password from $POSTGRES_PASSWORD; with
+#                                    $DEIS_DATABASE_USER, $DEIS_DATABASE_PASSWORD and
+#                                    $DEIS_DATABASE_NAME also that role and its empty
+#                                    database, as Deis's deis-database does on a first
+#                                    boot without WAL-E backups), then run postgres in the
+#                                    foreground with ARGS
 #   anything else                    exec'd as given (e.g. `docker run -it IMAGE bash`)
 #
 # This script stays PID 1 instead of exec'ing postgres: bash reaps the orphans that
@@ -36,6 +40,23 @@ init_cluster() {
     echo "listen_addresses = '*'" >"$conf/conf.d/50-listen-everywhere.conf"
     printf 'host all all 0.0.0.0/0 scram-sha-256\nhost all all ::/0 scram-sha-256\n' >>"$conf/pg_hba.conf"
     chown -R postgres:postgres "$conf"
+    [[ -z ${DEIS_DATABASE_USER:-} ]] || create_deis_database
+}
+
+# what Deis's deis-database boot script does on a new cluster: the platform's role and its
+# (empty) database, made in single-user mode before the server accepts connections
+create_deis_database() {
+    local user=$DEIS_DATABASE_USER name=${DEIS_DATABASE_NAME:-$DEIS_DATABASE_USER}
+    local password=${DEIS_DATABASE_PASSWORD:-changeme123}
+    say "first start: creating role $user and database $name"
+    single() {
+        setpriv --reuid=postgres --regid=postgres --init-groups -- \
+            "/usr/lib/postgresql/$version/bin/postgres" --single -D "$data" \
+            -c config_file="$conf/postgresql.conf" postgres >/dev/null
+    }
+    local q="'"
+    printf 'CREATE ROLE "%s" LOGIN PASSWORD %s;\n' "$user" "$q${password//$q/$q$q}$q" | single
+    printf 'CREATE DATABASE "%s" OWNER "%s";\n' "$name" "$user" | single
 }
 
 # the socket directory lives in /run, which starts empty in every container

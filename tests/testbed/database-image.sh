@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # database-image.sh - build the local stand-in for Deis v1's deis-database image
-# (PostgreSQL 15 + sudo on Debian 12) without any registry, and print its name.
+# (PostgreSQL 15 + sudo + python3, which the real image carries for WAL-E, on Debian 12)
+# without any registry, and print its name. The controller stand-in builds on it.
 #
 #   usage: database-image.sh            (root, Debian 12 host, Docker engine running)
 #
@@ -43,7 +44,7 @@ build_rootfs() {
     tb_log "building the root file system from $sources (log $cache/mmdebstrap.log)"
     # shellcheck disable=SC2016 # "$1" is expanded by mmdebstrap's hook shell
     mmdebstrap --mode=root --variant=apt --format=tar --quiet \
-        --include=postgresql-15,sudo,procps \
+        --include=postgresql-15,sudo,procps,python3-minimal \
         --aptopt='Acquire::Languages "none"' "${aptopts[@]}" \
         --dpkgopt='path-exclude=/usr/share/doc/*' \
         --dpkgopt='path-exclude=/usr/share/man/*' \
