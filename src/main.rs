@@ -1,7 +1,7 @@
 //! `deis-backup`: command-line parsing and dispatch only; the work lives in the library.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use deis_backup::commands::{self, RestoreArgs};
+use deis_backup::commands::{self, Force, RestoreArgs};
 use deis_backup::config::LoadOptions;
 use deis_backup::logging;
 use deis_backup::restore::RestoreRequest;
@@ -133,12 +133,19 @@ enum Command {
     },
     /// Restore a set (or the latest set of each job) into this cluster.
     #[command(
-        after_help = format!("Example:\n  deis-backup restore latest --only volume --volume-path /var/lib/deis/store --dry-run\n\n\
-Volume restore keeps owners, modes and mtimes, refuses entries that would write outside the\n\
-target (absolute paths, `..`, escaping links, device nodes), and refuses a non-empty target\n\
-unless --force is given.\n\n\
+        after_help = format!("Examples:\n  deis-backup restore latest --dry-run              the whole plan, nothing written\n  \
+deis-backup restore latest                        every job that has a set, in bring-up order\n  \
+deis-backup restore latest --only volume --volume-path /var/lib/deis/store\n\n\
+Safe by default: before writing, each step compares its target with the set and refuses,\n\
+naming what it found, when the target holds other data: gateway objects with other content,\n\
+etcd keys with other values, a database cluster with data, a non-empty volume folder.\n\
+Identical objects and keys are left alone; what the set lacks is never deleted.\n\
+--force writes over it for every job of this restore, --force=JOBS only for those.\n\n\
+Volume restore keeps owners, modes and mtimes, restores every symlink as it was and never\n\
+writes through one; entries that would land outside the target are refused.\n\n\
 Database restore streams the dump into `psql -v ON_ERROR_STOP=1` inside the target container\n\
-(--container, default database.container), which must run a new, empty cluster:\n  \
+(--container, default database.container). A whole restore replays it only when db_wal holds\n\
+no WAL-E base backup (deis-database restores itself from those):\n  \
 deis-backup restore latest --only database --container deis-database --dry-run\n\n\
 etcd restore writes the exported keys into --etcd-target (default etcd.endpoints):\n  \
 deis-backup restore latest --only etcd --etcd-target http://10.0.0.2:4001 --dry-run\n{}",
@@ -154,9 +161,17 @@ deis-backup restore latest --only etcd --etcd-target http://10.0.0.2:4001 --dry-
         /// Read and check everything, print the plan, write nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Restore over a target that is not empty.
-        #[arg(long)]
-        force: bool,
+        /// Write over what the targets hold (objects, keys, data, files of the same name):
+        /// bare for every job of this restore, =JOBS (comma-separated) for those only.
+        #[arg(
+            long,
+            value_name = "JOBS",
+            num_args = 0..=1,
+            require_equals = true,
+            value_delimiter = ',',
+            default_missing_value = "all"
+        )]
+        force: Option<Vec<JobArg>>,
         /// The database container to restore into (default: database.container).
         #[arg(long, value_name = "NAME")]
         container: Option<String>,
@@ -224,6 +239,17 @@ impl JobArg {
     }
 }
 
+/// What `--force[=JOBS]` covers.
+fn force_scope(force: Option<Vec<JobArg>>) -> Force {
+    match force {
+        None => Force::Nothing,
+        Some(jobs) if jobs.iter().any(|j| matches!(j, JobArg::All)) || jobs.is_empty() => {
+            Force::Every
+        }
+        Some(jobs) => Force::Jobs(jobs.into_iter().flat_map(JobArg::jobs).collect()),
+    }
+}
+
 /// Starts logging as the flags and environment say (see [`logging`]).
 fn init_logging(global: &GlobalArgs) -> Result<(), logging::LoggingError> {
     let env = |name: &str| std::env::var(name).ok();
@@ -276,9 +302,10 @@ fn main() -> ExitCode {
             &RestoreArgs {
                 selector: set,
                 only,
+                force: force_scope(force),
                 request: RestoreRequest {
                     dry_run,
-                    force,
+                    force: false,
                     container,
                     include_all,
                     etcd_target,

@@ -145,7 +145,84 @@ fn round_trip(api: EtcdApi, flag: &str) {
     ] {
         assert_eq!(value(skipped), None, "{skipped} must not be restored");
     }
-    for out in [&backup, &verify, &dry, &restore] {
+    // a second restore finds every key identical and writes nothing
+    let again = Run::from(
+        cli()
+            .args(restore_args(false))
+            .args(["--etcd-target", &target])
+            .output()
+            .unwrap(),
+    );
+    again.assert_ok();
+    assert!(
+        again.stdout.contains("0 keys written")
+            && again.stdout.contains("0 new, 0 with another value"),
+        "{}",
+        again.all()
+    );
+    // a key changed at the target: refused, nothing written, the key named (never its value)
+    let mode = k("controller/registrationMode");
+    block_on(fresh_client.put(&mode, b"disabled", None)).unwrap();
+    block_on(fresh_client.delete(&k("database/bucketName"))).unwrap();
+    let refused = Run::from(
+        cli()
+            .args(restore_args(false))
+            .args(["--etcd-target", &target])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        refused.stderr.contains(&mode) && refused.stderr.contains("--force=etcd"),
+        "{}",
+        refused.all()
+    );
+    let now = block_on(fresh_client.get_prefix(&prefix)).unwrap();
+    let now_value = |key: &str| {
+        now.nodes
+            .iter()
+            .find(|n| n.key == key)
+            .map(|n| n.value.clone())
+    };
+    assert_eq!(
+        now_value(&mode),
+        Some(b"disabled".to_vec()),
+        "refused means untouched"
+    );
+    assert_eq!(
+        now_value(&k("database/bucketName")),
+        None,
+        "nothing written at all"
+    );
+    // --force=etcd overwrites it and writes the missing one
+    let forced = Run::from(
+        cli()
+            .args(restore_args(false))
+            .args(["--etcd-target", &target, "--force=etcd"])
+            .output()
+            .unwrap(),
+    );
+    forced.assert_ok();
+    assert!(
+        forced.stdout.contains(&format!("overwrote {mode}"))
+            && forced.stdout.contains("2 keys written"),
+        "{}",
+        forced.all()
+    );
+    let restored = block_on(fresh_client.get_prefix(&prefix)).unwrap();
+    let value = |rel: &str| {
+        restored
+            .nodes
+            .iter()
+            .find(|n| n.key == k(rel))
+            .map(|n| String::from_utf8_lossy(&n.value).into_owned())
+    };
+    assert_eq!(
+        value("controller/registrationMode").as_deref(),
+        Some("admin_only")
+    );
+    assert_eq!(value("database/bucketName").as_deref(), Some("db_wal"));
+    for out in [&backup, &verify, &dry, &restore, &again, &refused, &forced] {
         assert!(
             !out.all().contains(SECRET),
             "a secret value leaked:\n{}",

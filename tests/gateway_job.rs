@@ -335,19 +335,67 @@ fn incremental_snapshots_keep_history_and_restore_byte_for_byte() {
         assert!(run.stdout.contains("objects: OK"), "{}", run.all());
     }
 
-    // the dry run prints the plan and writes nothing
+    // the dry run compares the buckets with snapshot 1: the overwritten object is named and
+    // the restore would be refused; the added object is left alone
     let plan = gw_run(
         &buckets,
         "auto",
         &url,
         &["restore", &sets[0], "--only", "gateway", "--dry-run"],
     );
-    plan.assert_ok();
+    assert_eq!(plan.code, 1, "{}", plan.all());
     assert!(
-        plan.stdout
-            .contains(&format!("bucket {wal}: would upload 4 objects")),
+        plan.stdout.contains(&format!(
+            "bucket {wal}: 4 objects (69.9 KiB): 0 (0 B) to upload, 1 with other content, \
+             3 already identical, 1 not in the snapshot (left alone)"
+        )),
         "{}",
         plan.all()
+    );
+    assert!(
+        plan.stderr.contains(ODD_KEY) && plan.stderr.contains("--force=gateway"),
+        "{}",
+        plan.all()
+    );
+    // without --force the restore refuses and writes nothing, byte for byte
+    let before: Vec<_> = buckets.iter().map(|b| read_bucket(b)).collect();
+    let refused = gw_run(
+        &buckets,
+        "auto",
+        &url,
+        &["restore", &sets[0], "--only", "gateway"],
+    );
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        refused.stdout.contains("refused; nothing was written"),
+        "{}",
+        refused.all()
+    );
+    let after: Vec<_> = buckets.iter().map(|b| read_bucket(b)).collect();
+    assert!(before == after, "a refused restore changed the buckets");
+    // with --force the plan overwrites it and uploads the deleted one
+    let forced = gw_run(
+        &buckets,
+        "auto",
+        &url,
+        &[
+            "restore",
+            &sets[0],
+            "--only",
+            "gateway",
+            "--dry-run",
+            "--force",
+        ],
+    );
+    forced.assert_ok();
+    assert!(
+        forced.stdout.contains(&format!(
+            "bucket {wal}: 4 objects (69.9 KiB): would upload 0 (0 B), overwrite 1,"
+        )) && forced.stdout.contains(&format!(
+            "bucket {reg}: 3 objects (11.0 MiB): would upload 1 (10 B), overwrite 0,"
+        )),
+        "{}",
+        forced.all()
     );
 
     // restore snapshot 1 into recreated (empty, then missing) buckets
@@ -385,7 +433,13 @@ fn incremental_snapshots_keep_history_and_restore_byte_for_byte() {
         &["restore", &sets[0], "--only", "gateway", "--buckets", &wal],
     );
     again.assert_ok();
-    assert!(again.stdout.contains("0 uploaded"), "{}", again.all());
+    assert!(
+        again
+            .stdout
+            .contains("uploaded 0 (0 B), overwrote 0, 4 already identical"),
+        "{}",
+        again.all()
+    );
     assert!(!again.stdout.contains(&reg), "{}", again.all());
     drop_bucket(&wal);
     drop_bucket(&reg);

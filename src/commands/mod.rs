@@ -14,7 +14,7 @@ pub use backup::backup;
 pub use config_cmd::{config_check, config_show};
 pub use list::list;
 pub use prune::prune;
-pub use restore::{restore, RestoreArgs};
+pub use restore::{restore, Force, RestoreArgs};
 pub use run::run;
 pub use status::status;
 pub use verify::verify;

@@ -34,8 +34,32 @@ pub struct RestoreArgs {
     pub selector: SetSelector,
     /// Empty means every job.
     pub only: Vec<JobKind>,
-    /// The options every job's restore step reads.
+    /// Which jobs may write over what their targets hold.
+    pub force: Force,
+    /// The options every job's restore step reads (`force` is set per job from [`Force`]).
     pub request: RestoreRequest,
+}
+
+/// `--force`: which jobs may write over live data at their targets.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Force {
+    /// No `--force`: every step refuses a target that holds other data.
+    #[default]
+    Nothing,
+    /// A bare `--force`: every job of this restore.
+    Every,
+    /// `--force=JOBS`: only these.
+    Jobs(Vec<JobKind>),
+}
+
+impl Force {
+    fn covers(&self, kind: JobKind) -> bool {
+        match self {
+            Force::Nothing => false,
+            Force::Every => true,
+            Force::Jobs(jobs) => jobs.contains(&kind),
+        }
+    }
 }
 
 pub fn restore(options: &LoadOptions, args: &RestoreArgs) -> anyhow::Result<ExitCode> {
@@ -51,7 +75,16 @@ pub fn restore(options: &LoadOptions, args: &RestoreArgs) -> anyhow::Result<Exit
             .filter(|k| whole || args.only.contains(k))
             .collect(),
     };
-    let mut refused = false;
+    if let Force::Jobs(forced) = &args.force {
+        if let Some(kind) = forced.iter().find(|k| !kinds.contains(k)) {
+            return Err(anyhow!(
+                "--force names {kind}, which this restore does not include ({})",
+                names(&kinds)
+            ));
+        }
+    }
+    let mut refused = Vec::new();
+    let mut failed = false;
     for kind in kinds {
         let Some(manifest) = find_set(&listing, &args.selector, Some(kind)) else {
             let missing = format!(
@@ -76,25 +109,59 @@ pub fn restore(options: &LoadOptions, args: &RestoreArgs) -> anyhow::Result<Exit
                 continue;
             }
         }
-        let report = jobs::job(kind)
-            .restore(&settings, dest.as_ref(), manifest, &args.request)
-            .with_context(|| format!("cannot restore {kind}/{}", manifest.run_id))?;
+        let mut request = args.request.clone();
+        request.force = args.force.covers(kind);
+        let step = jobs::job(kind)
+            .restore(&settings, dest.as_ref(), manifest, &request)
+            .with_context(|| format!("cannot restore {kind}/{}", manifest.run_id));
+        let report = match step {
+            Ok(report) => report,
+            // a dry run shows the whole plan: one step's trouble does not hide the others
+            Err(e) if request.dry_run => {
+                eprintln!("deis-backup: error: {e:#}");
+                failed = true;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         for line in &report.lines {
             println!("{line}");
         }
         for warning in &report.warnings {
             eprintln!("{warning}");
         }
-        refused |= report.refused;
+        if report.refused {
+            refused.push(kind);
+        }
+    }
+    if !refused.is_empty() {
+        eprintln!(
+            "restore: refused for {}: their targets hold other data and nothing was written to \
+             them; look at what is there, then pass --force={} to write over it",
+            names(&refused),
+            refused
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        );
     }
     if whole {
         println!("{NEXT_STEPS}");
     }
-    Ok(if refused {
+    Ok(if failed || !refused.is_empty() {
         ExitCode::from(EXIT_FAILURE)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn names(kinds: &[JobKind]) -> String {
+    kinds
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The WAL-E base backups in the gateway set this restore uses, when it has any.

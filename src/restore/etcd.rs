@@ -4,11 +4,12 @@
 //! Values are written but never printed: the plan lists keys only.
 
 use crate::config::EtcdSettings;
-use crate::etcd::{EtcdClient, EtcdError};
+use crate::etcd::{EtcdClient, EtcdError, Node};
 use crate::io_util::HashingReader;
 use crate::jobs::etcd_keys::{Export, ExportedKey, ETCD_ARTIFACT};
 use crate::runtime::block_on;
 use crate::store::{Destination, Manifest, SetRef, StoreError};
+use std::collections::HashMap;
 
 /// What `restore --only etcd` skips by default, and why (also shown by `restore --help`).
 pub const SKIP_RULES: &str = "\
@@ -48,24 +49,46 @@ pub enum EtcdRestoreError {
     },
     #[error("cannot connect to the target etcd")]
     Connect(#[source] EtcdError),
+    #[error("cannot read the target etcd's keys to compare them with the export")]
+    ReadTarget(#[source] EtcdError),
+    #[error("{ETCD_ARTIFACT} of {set} holds key {key} with a value that is not valid base64; nothing was written")]
+    BadValue { set: SetRef, key: String },
 }
 
 /// Which keys would be written and which skipped.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EtcdRestorePlan {
+    /// Keys to write: absent at the target (all of them before [`compare_with_target`]).
     pub write: Vec<ExportedKey>,
     /// Key and the reason it is skipped.
     pub skip: Vec<(String, &'static str)>,
+    /// Keys the target holds with the same value: left alone.
+    pub identical: Vec<String>,
+    /// Keys the target holds with another value: written only with `--force`.
+    pub overwrite: Vec<ExportedKey>,
 }
 
-/// What a restore did.
+/// What a restore did (or, in a dry run, would do).
 #[derive(Debug, Clone)]
 pub struct EtcdRestoreReport {
     pub plan: EtcdRestorePlan,
-    /// `v2` or `v3`: the target's API (`None` in a dry run, which does not connect).
+    /// `v2` or `v3`: the target's API (`None` when no target was asked: a dry run without one).
     pub target_api: Option<String>,
     pub written: usize,
     pub dry_run: bool,
+    /// Keys exist with other values and `--force` was not given: nothing was written.
+    pub refused: bool,
+}
+
+/// What the operator asked of an etcd restore.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EtcdRestoreMode {
+    /// Compare and report, write nothing.
+    pub dry_run: bool,
+    /// Also write the keys skipped by default.
+    pub include_all: bool,
+    /// Overwrite keys that hold other values.
+    pub force: bool,
 }
 
 /// Why a key is not restored by default, or `None` to restore it (pure).
@@ -105,6 +128,34 @@ pub fn plan(export: &Export, include_all: bool) -> EtcdRestorePlan {
         }
     }
     plan
+}
+
+/// Sorts the plan's keys by what the target holds (`existing`: the target's keys under the
+/// export's prefix): absent ones stay to write, equal ones are left alone, others are
+/// overwrites (pure). A folder equals a folder; a folder and a value always differ.
+pub fn compare_with_target(plan: &mut EtcdRestorePlan, existing: &[Node]) {
+    let there: HashMap<&str, &Node> = existing.iter().map(|n| (n.key.as_str(), n)).collect();
+    for key in std::mem::take(&mut plan.write) {
+        match there.get(key.key.as_str()) {
+            None => plan.write.push(key),
+            Some(node) if node.dir && key.dir => plan.identical.push(key.key),
+            Some(node)
+                if !node.dir && !key.dir && key.value_bytes().as_ref() == Some(&node.value) =>
+            {
+                plan.identical.push(key.key)
+            }
+            Some(_) => plan.overwrite.push(key),
+        }
+    }
+}
+
+/// Up to `n` key names, for a message (values never).
+pub fn some_keys(keys: &[ExportedKey], n: usize) -> String {
+    let mut named: Vec<&str> = keys.iter().take(n).map(|k| k.key.as_str()).collect();
+    if keys.len() > n {
+        named.push("...");
+    }
+    named.join(", ")
 }
 
 /// The first key of `export` that is not the prefix or under it (pure).
@@ -147,13 +198,14 @@ pub fn read_export(
     Ok(export)
 }
 
-/// Restores an `etcd` set into the etcd of `target` (nothing is written in a dry run).
+/// Restores an `etcd` set into the etcd of `target`. The target's keys are read and compared
+/// first; keys holding other values make the step refuse (writing nothing) unless
+/// `mode.force`. A dry run compares when a target is configured and writes nothing.
 pub fn restore_etcd(
     dest: &dyn Destination,
     manifest: &Manifest,
     target: &EtcdSettings,
-    dry_run: bool,
-    include_all: bool,
+    mode: EtcdRestoreMode,
 ) -> Result<EtcdRestoreReport, EtcdRestoreError> {
     let export = read_export(dest, manifest)?;
     if let Some(key) = outside_prefix(&export) {
@@ -163,21 +215,39 @@ pub fn restore_etcd(
             prefix: export.prefix.clone(),
         });
     }
-    let plan = plan(&export, include_all);
-    if dry_run {
-        return Ok(EtcdRestoreReport {
-            plan,
-            target_api: None,
-            written: 0,
-            dry_run,
+    let mut plan = plan(&export, mode.include_all);
+    if let Some(key) = plan.write.iter().find(|k| k.value_bytes().is_none()) {
+        return Err(EtcdRestoreError::BadValue {
+            set: manifest.set_ref(),
+            key: key.key.clone(),
         });
     }
-    let (api, written) = block_on(async {
+    let mut report = EtcdRestoreReport {
+        plan: EtcdRestorePlan::default(),
+        target_api: None,
+        written: 0,
+        dry_run: mode.dry_run,
+        refused: false,
+    };
+    if mode.dry_run && target.endpoints.is_empty() {
+        report.plan = plan;
+        return Ok(report);
+    }
+    block_on(async {
         let client = EtcdClient::connect(target)
             .await
             .map_err(EtcdRestoreError::Connect)?;
-        let mut written = 0;
-        for key in &plan.write {
+        report.target_api = Some(client.api().to_string());
+        let existing = client
+            .get_prefix(&export.prefix)
+            .await
+            .map_err(EtcdRestoreError::ReadTarget)?;
+        compare_with_target(&mut plan, &existing.nodes);
+        report.refused = !mode.force && !plan.overwrite.is_empty();
+        if report.refused || mode.dry_run {
+            return Ok(());
+        }
+        for key in plan.write.iter().chain(&plan.overwrite) {
             let result = if key.dir {
                 client.make_dir(&key.key).await
             } else {
@@ -186,19 +256,15 @@ pub fn restore_etcd(
             };
             result.map_err(|source| EtcdRestoreError::Write {
                 key: key.key.clone(),
-                written,
+                written: report.written,
                 source: Box::new(source),
             })?;
-            written += 1;
+            report.written += 1;
         }
-        Ok::<_, EtcdRestoreError>((client.api().to_string(), written))
+        Ok::<_, EtcdRestoreError>(())
     })?;
-    Ok(EtcdRestoreReport {
-        plan,
-        target_api: Some(api),
-        written,
-        dry_run,
-    })
+    report.plan = plan;
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -271,5 +337,46 @@ mod tests {
         assert_eq!(p.skip.len(), 7);
         let all = plan(&export, true);
         assert_eq!(all.write.len(), 11, "everything but the root");
+    }
+
+    #[test]
+    fn keys_are_compared_with_what_the_target_holds() {
+        let mut dir = key("/deis/apps", None);
+        dir.dir = true;
+        dir.value = None;
+        let mut plan = EtcdRestorePlan {
+            write: vec![
+                key("/deis/a", None),
+                key("/deis/b", None),
+                key("/deis/c", None),
+                dir.clone(),
+            ],
+            ..Default::default()
+        };
+        let node = |k: &str, v: &[u8], dir: bool| Node {
+            key: k.into(),
+            value: v.to_vec(),
+            ttl: None,
+            dir,
+        };
+        let existing = [
+            node("/deis/b", b"v", false),
+            node("/deis/c", b"other", false),
+            node("/deis/apps", b"", true),
+            node("/deis/zzz", b"left alone", false),
+        ];
+        compare_with_target(&mut plan, &existing);
+        let names = |keys: &[ExportedKey]| keys.iter().map(|k| k.key.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&plan.write), ["/deis/a"]);
+        assert_eq!(plan.identical, ["/deis/b", "/deis/apps"]);
+        assert_eq!(names(&plan.overwrite), ["/deis/c"]);
+        assert_eq!(some_keys(&plan.overwrite, 0), "...");
+
+        let mut dir_over_value = EtcdRestorePlan {
+            write: vec![dir],
+            ..Default::default()
+        };
+        compare_with_target(&mut dir_over_value, &[node("/deis/apps", b"x", false)]);
+        assert_eq!(dir_over_value.overwrite.len(), 1);
     }
 }

@@ -4,6 +4,7 @@ pub mod database;
 pub mod etcd;
 mod extract;
 pub mod gateway;
+pub mod gateway_plan;
 mod safe_path;
 pub mod steps;
 

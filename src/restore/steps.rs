@@ -2,8 +2,8 @@
 //! what it did (or, in a dry run, would do) in lines for the operator. The commands layer only
 //! prints a [`RestoreReport`].
 
-use super::etcd::restore_etcd;
-use super::gateway::restore_gateway;
+use super::etcd::{restore_etcd, some_keys, EtcdRestoreMode};
+use super::gateway::{restore_gateway, BucketRestore, GatewayRestoreMode, GatewayRestoreReport};
 use super::{restore_database, restore_volume, RestoreError};
 use crate::config::Settings;
 use crate::store::{Destination, Manifest};
@@ -22,7 +22,8 @@ pub type RestoreStep = fn(
 pub struct RestoreRequest {
     /// Read and check everything, write nothing.
     pub dry_run: bool,
-    /// Restore over a target that is not empty (volume).
+    /// Write over what the target holds: a non-empty volume folder, gateway objects and etcd
+    /// keys with other content, a database cluster with data. The command sets it per job.
     pub force: bool,
     /// The database container to restore into (default: `database.container`).
     pub container: Option<String>,
@@ -74,6 +75,27 @@ pub fn volume(
         verb(request.dry_run),
         target.display()
     ));
+    let present = entries_in(target).map_err(|source| RestoreError::Target {
+        path: target.clone(),
+        source,
+    })?;
+    if present > 0 && !request.force {
+        report.refused = true;
+        report.warnings.push(format!(
+            "volume: refused: the target {} is not empty ({present} entries); pass \
+             --force=volume to restore over what is there",
+            target.display()
+        ));
+        if !request.dry_run {
+            report.line(format!("{set}: refused; nothing was written"));
+            return Ok(report);
+        }
+    } else if present > 0 {
+        report.line(format!(
+            "{set}: the target holds {present} entries; archive entries of the same name are \
+             replaced (--force)"
+        ));
+    }
     let done = restore_volume(dest, manifest, target, request.dry_run, request.force)?;
     report.line(format!(
         "{set}: {} files ({}), {} folders, {} symlinks, {} hard links{}",
@@ -104,6 +126,15 @@ pub fn volume(
         ));
     }
     Ok(report)
+}
+
+/// How many entries the folder `path` holds (0 when it does not exist yet).
+fn entries_in(path: &std::path::Path) -> std::io::Result<usize> {
+    match std::fs::read_dir(path) {
+        Ok(entries) => Ok(entries.count()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e),
+    }
 }
 
 /// The `database` step: the dump into `psql` in the target container.
@@ -173,38 +204,69 @@ pub fn etcd(
     if target.endpoints.is_empty() && !request.dry_run {
         return Err(RestoreError::NoEtcdTarget);
     }
-    let done = restore_etcd(
-        dest,
-        manifest,
-        &target,
-        request.dry_run,
-        request.include_all,
-    )?;
-    let mut report = RestoreReport::default();
-    let verb = if request.dry_run {
-        "would write"
-    } else {
-        "wrote"
+    let mode = EtcdRestoreMode {
+        dry_run: request.dry_run,
+        include_all: request.include_all,
+        force: request.force,
     };
-    for key in &done.plan.write {
-        report.line(format!("{set}: {verb} {}", key.key));
+    let done = restore_etcd(dest, manifest, &target, mode)?;
+    let plan = &done.plan;
+    let mut report = RestoreReport::default();
+    let (write, overwrite) = if done.dry_run || done.refused {
+        ("would write", "would overwrite")
+    } else {
+        ("wrote", "overwrote")
+    };
+    for key in &plan.write {
+        report.line(format!("{set}: {write} {}", key.key));
     }
-    for (key, reason) in &done.plan.skip {
+    for key in &plan.overwrite {
+        if done.refused {
+            report.line(format!("{set}: refused: {} holds another value", key.key));
+        } else {
+            report.line(format!("{set}: {overwrite} {}", key.key));
+        }
+    }
+    for key in &plan.identical {
+        report.line(format!("{set}: skip {key}: already holds this value"));
+    }
+    for (key, reason) in &plan.skip {
         report.line(format!("{set}: skip {key}: {reason}"));
     }
     let into = target.endpoints.join(",");
-    report.line(match &done.target_api {
-        Some(api) => format!(
-            "{set}: {} keys written into {into} (API {api}), {} skipped",
-            done.written,
-            done.plan.skip.len()
+    let counts = format!(
+        "{} new, {} with another value, {} identical, {} skipped",
+        plan.write.len(),
+        plan.overwrite.len(),
+        plan.identical.len(),
+        plan.skip.len()
+    );
+    report.line(match (&done.target_api, done.refused, done.dry_run) {
+        (None, _, _) => format!(
+            "{set}: {} keys would be written, {} skipped (no target etcd to compare with; dry run: nothing written)",
+            plan.write.len(),
+            plan.skip.len()
         ),
-        None => format!(
-            "{set}: {} keys would be written into {into}, {} skipped (dry run: nothing written)",
-            done.plan.write.len(),
-            done.plan.skip.len()
+        (Some(api), true, _) => format!(
+            "{set}: refused; nothing was written into {into} (API {api}): {counts}"
+        ),
+        (Some(api), false, true) => format!(
+            "{set}: into {into} (API {api}): {counts} (dry run: nothing written)"
+        ),
+        (Some(api), false, false) => format!(
+            "{set}: {} keys written into {into} (API {api}): {counts}",
+            done.written
         ),
     });
+    if done.refused {
+        report.refused = true;
+        report.warnings.push(format!(
+            "etcd: refused: the target etcd holds {} key(s) with other values than the export \
+             ({}); pass --force=etcd to overwrite them",
+            plan.overwrite.len(),
+            some_keys(&plan.overwrite, 5)
+        ));
+    }
     Ok(report)
 }
 
@@ -226,34 +288,75 @@ pub fn gateway(
         "{set}: {} into the gateway at {endpoint}",
         verb(request.dry_run)
     ));
+    let mode = GatewayRestoreMode {
+        dry_run: request.dry_run,
+        force: request.force,
+    };
     let done = restore_gateway(
         dest,
         manifest,
         &settings.gateway,
         &settings.timeouts,
         &request.buckets,
-        request.dry_run,
+        mode,
     )?;
     for b in &done.buckets {
-        report.line(if done.dry_run {
-            format!(
-                "{set}: bucket {}: would upload {} objects ({}), creating the bucket if missing (dry run: nothing written)",
-                b.name,
-                b.objects,
-                human_bytes(b.bytes)
-            )
-        } else {
-            format!(
-                "{set}: bucket {}{}: {} objects ({}): {} uploaded ({}), {} already identical",
-                b.name,
-                if b.created { " (created)" } else { "" },
-                b.objects,
-                human_bytes(b.bytes),
-                b.uploaded,
-                human_bytes(b.uploaded_bytes),
-                b.skipped
-            )
-        });
+        report.line(gateway_bucket_line(&set, &done, b));
+        if b.conflicts > 0 {
+            report.warnings.push(format!(
+                "gateway: refused: bucket {} holds {} object(s) with other content than the \
+                 snapshot ({}); pass --force=gateway to overwrite them",
+                b.name, b.conflicts, b.conflict_keys
+            ));
+        }
+    }
+    if done.refused {
+        report.refused = true;
+        report.line(format!(
+            "{set}: refused; nothing was written to the gateway"
+        ));
+    } else if done.dry_run {
+        report.line(format!("{set}: dry run: nothing written"));
     }
     Ok(report)
+}
+
+/// One bucket's line of the gateway step: what was (or would be) uploaded, overwritten and
+/// left alone.
+fn gateway_bucket_line(set: &str, done: &GatewayRestoreReport, b: &BucketRestore) -> String {
+    let name = &b.name;
+    let total = format!("{} objects ({})", b.objects, human_bytes(b.bytes));
+    if !done.compared {
+        return format!(
+            "{set}: bucket {name}: {total} to upload (no gateway configured to compare with)"
+        );
+    }
+    let upload = format!("{} ({})", b.uploaded, human_bytes(b.uploaded_bytes));
+    let alone = format!(
+        "{} already identical, {} not in the snapshot (left alone)",
+        b.identical, b.extra
+    );
+    let bucket = if !b.created {
+        format!("bucket {name}")
+    } else if done.dry_run || done.refused {
+        format!("bucket {name} (to be created)")
+    } else {
+        format!("bucket {name} (created)")
+    };
+    if done.refused {
+        format!(
+            "{set}: {bucket}: {total}: {upload} to upload, {} with other content, {alone}",
+            b.conflicts
+        )
+    } else if done.dry_run {
+        format!(
+            "{set}: {bucket}: {total}: would upload {upload}, overwrite {}, {alone}",
+            b.overwritten
+        )
+    } else {
+        format!(
+            "{set}: {bucket}: {total}: uploaded {upload}, overwrote {}, {alone}",
+            b.overwritten
+        )
+    }
 }

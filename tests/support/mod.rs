@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod blackhole;
+pub mod cluster;
 pub mod pg_lock;
 
 use std::fs;
@@ -147,20 +148,24 @@ pub fn unique(label: &str) -> String {
 /// An S3 client for the test bed's radosgw with the keys named by two test bed variables,
 /// configured as radosgw needs it (path-style, checksums only when required).
 pub fn s3_client(access_key_var: &str, secret_key_var: &str) -> aws_sdk_s3::Client {
+    s3_client_at(
+        &testbed("TESTBED_S3_ENDPOINT"),
+        &testbed(access_key_var),
+        &testbed(secret_key_var),
+    )
+}
+
+/// An S3 client for the radosgw at `endpoint` with these keys (path-style, checksums only
+/// when required).
+pub fn s3_client_at(endpoint: &str, access_key: &str, secret_key: &str) -> aws_sdk_s3::Client {
     use aws_sdk_s3::config::{
         BehaviorVersion, Credentials, Region, RequestChecksumCalculation,
         ResponseChecksumValidation,
     };
-    let credentials = Credentials::new(
-        testbed(access_key_var),
-        testbed(secret_key_var),
-        None,
-        None,
-        "testbed",
-    );
+    let credentials = Credentials::new(access_key, secret_key, None, None, "testbed");
     let config = aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(testbed("TESTBED_S3_ENDPOINT"))
+        .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(credentials)
         .force_path_style(true)
