@@ -127,7 +127,7 @@ fn job_order(stdout: &str) -> Vec<String> {
 }
 
 /// Cluster A's `/deis` keys and values as B should have them after a restore (what a new
-/// cluster makes itself is skipped).
+/// cluster makes itself, and the status keys of A's backups, are skipped).
 fn restorable_keys(etcd: &OwnEtcd) -> BTreeMap<String, Vec<u8>> {
     let listing = block_on(client(&etcd.url(), EtcdApi::V2).get_prefix("/deis")).unwrap();
     listing
@@ -135,9 +135,14 @@ fn restorable_keys(etcd: &OwnEtcd) -> BTreeMap<String, Vec<u8>> {
         .into_iter()
         .filter(|n| !n.dir && n.ttl.is_none())
         .filter(|n| {
-            !["/deis/store/", "/deis/services/", "/deis/platform/domain"]
-                .iter()
-                .any(|p| n.key.starts_with(p))
+            ![
+                "/deis/store/",
+                "/deis/services/",
+                "/deis/platform/domain",
+                "/deis/backup/status/",
+            ]
+            .iter()
+            .any(|p| n.key.starts_with(p))
         })
         .map(|n| (n.key, n.value))
         .collect()

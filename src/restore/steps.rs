@@ -227,9 +227,6 @@ pub fn etcd(
             report.line(format!("{set}: {overwrite} {}", key.key));
         }
     }
-    for key in &plan.identical {
-        report.line(format!("{set}: skip {key}: already holds this value"));
-    }
     for (key, reason) in &plan.skip {
         report.line(format!("{set}: skip {key}: {reason}"));
     }
