@@ -7,7 +7,9 @@ pub mod gateway;
 mod safe_path;
 pub mod steps;
 
-pub use database::{restore_database, DatabaseRestoreError, DatabaseRestoreReport};
+pub use database::{
+    restore_database, DatabaseRestoreError, DatabaseRestoreMode, DatabaseRestoreReport,
+};
 pub use extract::{extract_tar, ExtractReport};
 pub use steps::{RestoreReport, RestoreRequest, RestoreStep};
 

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod blackhole;
+pub mod pg_cluster;
 pub mod pg_lock;
 
 use std::fs;
