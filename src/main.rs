@@ -144,8 +144,11 @@ Identical objects and keys are left alone; what the set lacks is never deleted.\
 Volume restore keeps owners, modes and mtimes, restores every symlink as it was and never\n\
 writes through one; entries that would land outside the target are refused.\n\n\
 Database restore streams the dump into `psql -v ON_ERROR_STOP=1` inside the target container\n\
-(--container, default database.container). A whole restore replays it only when db_wal holds\n\
-no WAL-E base backup (deis-database restores itself from those):\n  \
+(--container, default database.container), checked first with read-only queries: a cluster\n\
+whose databases hold tables is refused, naming them; a new Deis cluster's roles and empty\n\
+`deis` database are used as they are; --force drops and recreates the databases the dump\n\
+creates (roles are kept). A whole restore replays the dump only when db_wal holds no WAL-E\n\
+base backup (deis-database restores itself from those):\n  \
 deis-backup restore latest --only database --container deis-database --dry-run\n\n\
 etcd restore writes the exported keys into --etcd-target (default etcd.endpoints):\n  \
 deis-backup restore latest --only etcd --etcd-target http://10.0.0.2:4001 --dry-run\n{}",

@@ -17,7 +17,8 @@ use etcd_support::{client, OwnEtcd};
 use std::collections::BTreeMap;
 use std::os::unix::fs::symlink;
 use std::path::Path;
-use support::cluster::{bucket_digests, tree_facts, DatabaseContainer, OwnGateway};
+use support::cluster::{bucket_digests, tree_facts, OwnGateway};
+use support::pg_cluster::{comparable_dump, psql, FreshContainer};
 use support::*;
 
 const SENTINEL: &str =
@@ -28,7 +29,7 @@ const SECRET: &str = "ssh-private-key-of-cluster-a";
 /// the gateway comes from `/deis/store/gateway/*` in its etcd, as in Deis.
 struct Cluster<'a> {
     etcd: &'a OwnEtcd,
-    database: &'a DatabaseContainer,
+    database: &'a FreshContainer,
     volume: &'a Path,
     destination: &'a str,
 }
@@ -209,16 +210,16 @@ fn a_new_cluster_is_restored_in_one_command_and_matches_the_old_one() {
             ("/deis/services/app1/app1_v2.web.1", "10.0.0.5:32768"),
         ],
     );
-    let db_a = DatabaseContainer::start("cluster-a-database", &["DEIS_DATABASE_USER=deis"]);
-    db_a.psql(
+    let db_a = FreshContainer::start_deis("password-of-a");
+    psql(
+        &db_a.name,
         "deis",
         "SET ROLE deis;
          CREATE TABLE api_app (id text PRIMARY KEY, structure jsonb NOT NULL);
          INSERT INTO api_app VALUES ('app1', '{\"web\": 2}'), ('app2', '{}');
          CREATE TABLE api_key (owner text, fingerprint text, public text);
          INSERT INTO api_key VALUES ('alice', 'aa:bb', 'ssh-rsa AAAA alice');",
-    )
-    .assert_ok();
+    );
     let volume_a = tmp.path().join("a/store");
     make_volume(&volume_a);
     let a = Cluster {
@@ -239,8 +240,8 @@ fn a_new_cluster_is_restored_in_one_command_and_matches_the_old_one() {
         gateway_b.var("TESTBED_GATEWAY_ACCESS_KEY"),
         gateway_b.var("TESTBED_GATEWAY_SECRET_KEY"),
     );
-    let db_b = DatabaseContainer::start("cluster-b-database", &["DEIS_DATABASE_USER=deis"]);
-    let db_b_fresh = db_b.comparable_dump();
+    let db_b = FreshContainer::start_deis("password-of-b");
+    let db_b_fresh = comparable_dump(&db_b.name);
     let volume_b = tmp.path().join("b/store");
     let b = Cluster {
         etcd: &etcd_b,
@@ -330,7 +331,7 @@ fn a_new_cluster_is_restored_in_one_command_and_matches_the_old_one() {
         "B's own gateway keys stay"
     );
     // the database was left to WAL-E: B's cluster is as it started
-    assert_eq!(db_b.comparable_dump(), db_b_fresh);
+    assert_eq!(comparable_dump(&db_b.name), db_b_fresh);
 
     // without a WAL-E base backup in db_wal the dump is replayed, into the empty database
     // that deis-database made at its first boot
@@ -355,6 +356,6 @@ fn a_new_cluster_is_restored_in_one_command_and_matches_the_old_one() {
         "the second restore leaves what is there: {}",
         restore.all()
     );
-    assert_eq!(db_b.comparable_dump(), db_a.comparable_dump());
+    assert_eq!(comparable_dump(&db_b.name), comparable_dump(&db_a.name));
     assert_eq!(tree_facts(&volume_a), tree_facts(&volume_b2));
 }

@@ -7,95 +7,10 @@
 
 mod support;
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
+use support::pg_cluster::*;
 use support::*;
-
-fn docker(args: &[&str]) -> Run {
-    Command::new("docker")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run docker")
-        .into()
-}
-
-/// Runs SQL in `container` as postgres through psql's stdin, stopping on the first error.
-fn psql(container: &str, db: &str, sql: &str) {
-    let mut child = Command::new("docker")
-        .args(["exec", "-i", container, "sudo", "-u", "postgres"])
-        .args(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", db])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("docker exec psql");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(sql.as_bytes())
-        .unwrap();
-    let run: Run = child.wait_with_output().unwrap().into();
-    run.assert_ok();
-}
-
-/// The cluster's pg_dumpall without the lines that differ between two equal clusters
-/// (versions, and the random keys of `\restrict` / `\unrestrict`).
-fn comparable_dump(container: &str) -> String {
-    let run = docker(&["exec", container, "sudo", "-u", "postgres", "pg_dumpall"]);
-    run.assert_ok();
-    run.stdout
-        .lines()
-        .filter(|l| {
-            !l.starts_with("-- Dumped from")
-                && !l.starts_with("-- Dumped by")
-                && !l.starts_with("\\restrict ")
-                && !l.starts_with("\\unrestrict ")
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// A fresh database container from the test bed's image, removed when dropped.
-struct FreshContainer {
-    name: String,
-}
-
-impl FreshContainer {
-    fn start(password: &str) -> Self {
-        let name = unique("deis-backup-restore-target");
-        let label = testbed("TESTBED_DB_LABEL");
-        let image = testbed("TESTBED_DB_IMAGE");
-        let env = format!("POSTGRES_PASSWORD={password}");
-        docker(&[
-            "run", "-d", "--name", &name, "--label", &label, "-e", &env, &image,
-        ])
-        .assert_ok();
-        let container = FreshContainer { name };
-        let ready = wait_until(90_000, || {
-            docker(&[
-                "exec",
-                "-u",
-                "postgres",
-                &container.name,
-                "pg_isready",
-                "-q",
-            ])
-            .code
-                == 0
-        });
-        assert!(ready, "postgres in {} did not become ready", container.name);
-        container
-    }
-}
-
-impl Drop for FreshContainer {
-    fn drop(&mut self) {
-        docker(&["rm", "-f", "-v", &self.name]);
-    }
-}
 
 /// `deis-backup ARGS...` with the database settings given as environment variables.
 fn run_with(env: &[(&str, &str)], args: &[&str]) -> Run {
@@ -120,32 +35,6 @@ fn manifest_of(dest: &Path) -> serde_json::Value {
     let bytes = std::fs::read(sets[0].join("manifest.json")).unwrap();
     serde_json::from_slice(&bytes).unwrap()
 }
-
-const DEIS_SCHEMA: &str = r#"
-CREATE TABLE auth_user (id serial PRIMARY KEY, username varchar(150) UNIQUE NOT NULL,
-    email varchar(254) NOT NULL, password varchar(128) NOT NULL, is_superuser boolean NOT NULL);
-CREATE TABLE api_app (uuid uuid PRIMARY KEY, id varchar(64) UNIQUE NOT NULL,
-    owner_id integer NOT NULL REFERENCES auth_user(id), structure text NOT NULL,
-    created timestamptz NOT NULL DEFAULT '2015-06-01T12:00:00Z');
-CREATE TABLE api_key (uuid uuid PRIMARY KEY, owner_id integer NOT NULL REFERENCES auth_user(id),
-    id varchar(128) NOT NULL, public text NOT NULL);
-CREATE TABLE api_domain (uuid uuid PRIMARY KEY, app_id uuid NOT NULL REFERENCES api_app(uuid),
-    domain text UNIQUE NOT NULL);
-INSERT INTO auth_user (username, email, password, is_superuser) VALUES
-    ('admin', 'admin@example.com', 'pbkdf2_sha256$12000$abc$hash=', true),
-    ('dev', 'dev@example.com', 'pbkdf2_sha256$12000$def$hash=', false),
-    ('ops', 'ops@example.com', 'pbkdf2_sha256$12000$ghi$hash=', false);
-INSERT INTO api_app (uuid, id, owner_id, structure) VALUES
-    ('00000000-0000-0000-0000-0000000000a1', 'go-example', 1, '{"web": 2}'),
-    ('00000000-0000-0000-0000-0000000000a2', 'rails-shop', 2, '{"web": 1, "worker": 1}'),
-    ('00000000-0000-0000-0000-0000000000a3', 'odd app', 3, E'{"web": 0}\n-- Database "fake" dump');
-INSERT INTO api_key (uuid, owner_id, id, public) VALUES
-    ('00000000-0000-0000-0000-0000000000b1', 1, 'admin@laptop', 'ssh-rsa AAAAB3Nza admin@laptop'),
-    ('00000000-0000-0000-0000-0000000000b2', 2, 'dev@desk', 'ssh-ed25519 AAAAC3Nza dev@desk');
-INSERT INTO api_domain (uuid, app_id, domain) VALUES
-    ('00000000-0000-0000-0000-0000000000c1', '00000000-0000-0000-0000-0000000000a1', 'go.example.com'),
-    ('00000000-0000-0000-0000-0000000000c2', '00000000-0000-0000-0000-0000000000a2', 'shop.example.com');
-"#;
 
 #[test]
 fn round_trip_into_a_fresh_container_gives_back_the_same_cluster() {
@@ -235,10 +124,22 @@ fn round_trip_into_a_fresh_container_gives_back_the_same_cluster() {
     assert_eq!(
         again.code,
         1,
-        "restoring over existing databases must fail: {}",
+        "restoring over databases holding data is refused: {}",
         again.all()
     );
-    assert!(again.stderr.contains("already exists"), "{}", again.all());
+    assert!(
+        again.stderr.contains(&format!(
+            "container {} already holds data: database deis holds 4 tables and 1 other relation (schema public: api_app, api_domain, api_key, auth_user, auth_user_id_seq)",
+            target.name
+        )),
+        "{}",
+        again.all()
+    );
+    assert_eq!(
+        comparable_dump(&target.name),
+        before,
+        "a refusal writes nothing"
+    );
     for out in [&backup, &dry, &restore, &again] {
         assert!(
             !out.all().contains(&target_password),
@@ -338,12 +239,14 @@ fn the_database_password_never_appears_in_output_or_manifest() {
         run_with(&env, &["verify", "latest", "--destination", &url]),
         run_with(
             &env,
+            // forced: the shared cluster may hold data, and this dry run plans over it
             &[
                 "restore",
                 "latest",
                 "--only",
                 "database",
                 "--dry-run",
+                "--force",
                 "--destination",
                 &url,
             ],

@@ -227,6 +227,9 @@ fn bed_run(bucket: &str, destination: &str, args: &[&str]) -> Run {
 #[test]
 fn the_dump_is_replayed_only_when_db_wal_holds_no_wal_e_base_backup() {
     let tmp = tempfile::tempdir().unwrap();
+    // the dry runs plan into a new cluster: the shared one may hold data from other tests,
+    // which a database restore (dry or not) refuses
+    let target = support::pg_cluster::FreshContainer::start(&unique("pw"));
     let sentinel =
         "basebackups_005/base_000000010000000000000002_00000040_backup_stop_sentinel.json";
     for (with_wal_e, keys) in [
@@ -240,7 +243,17 @@ fn the_dump_is_replayed_only_when_db_wal_holds_no_wal_e_base_backup() {
         let url = file_url(&tmp.path().join(format!("backups-{with_wal_e}")));
         bed_run(&bucket.0, &url, &["backup", "gateway"]).assert_ok();
         bed_run(&bucket.0, &url, &["backup", "database"]).assert_ok();
-        let out = bed_run(&bucket.0, &url, &["restore", "latest", "--dry-run"]);
+        let out = bed_run(
+            &bucket.0,
+            &url,
+            &[
+                "restore",
+                "latest",
+                "--dry-run",
+                "--container",
+                &target.name,
+            ],
+        );
         out.assert_ok();
         let skipped = out
             .stdout
@@ -257,7 +270,15 @@ fn the_dump_is_replayed_only_when_db_wal_holds_no_wal_e_base_backup() {
             let out = bed_run(
                 &bucket.0,
                 &url,
-                &["restore", "latest", "--only", "database", "--dry-run"],
+                &[
+                    "restore",
+                    "latest",
+                    "--only",
+                    "database",
+                    "--dry-run",
+                    "--container",
+                    &target.name,
+                ],
             );
             out.assert_ok();
             assert!(out.stdout.contains("would run `"), "{}", out.all());

@@ -55,6 +55,8 @@ pub enum DockerError {
         #[source]
         source: bollard::errors::Error,
     },
+    #[error("the output of an exec in container {container} broke off: {detail}")]
+    Stream { container: String, detail: String },
     #[error("the exec in container {container} did not report an exit code within {seconds} s")]
     NoExitCode { container: String, seconds: u64 },
     #[error("the Docker engine at {host} did not answer within {seconds} s to {action} (container {container}); check that dockerd is responsive (`docker info`)")]
@@ -94,6 +96,14 @@ pub struct ExecSpec {
     pub cmd: Vec<String>,
     pub user: Option<String>,
     pub attach_stdin: bool,
+}
+
+/// A short command run to its end: its exit code and what it printed (each bounded).
+#[derive(Debug)]
+pub struct ExecResult {
+    pub code: i64,
+    pub stdout: BoundedCapture,
+    pub stderr: BoundedCapture,
 }
 
 /// The byte streams of a started exec (no TTY: stdout and stderr arrive separately).
@@ -276,6 +286,34 @@ impl DockerClient {
             }),
             StartExecResults::Detached => unreachable!("the exec was started attached"),
         }
+    }
+
+    /// Runs a short command (a query, a check) in `container` to its end, all of it within
+    /// the request deadline, keeping at most `limit` bytes of stdout (and of stderr).
+    pub async fn run_exec(
+        &self,
+        container: &str,
+        spec: &ExecSpec,
+        limit: usize,
+    ) -> Result<ExecResult, DockerError> {
+        let run = async {
+            let mut session = self.start_exec(container, spec).await?;
+            let mut stdout = BoundedCapture::new(limit);
+            let mut stderr = BoundedCapture::new(limit);
+            drain_output(&mut session.output, &mut stdout, &mut stderr)
+                .await
+                .map_err(|detail| DockerError::Stream {
+                    container: container.into(),
+                    detail,
+                })?;
+            let code = self.exit_code(container, &session.id).await?;
+            Ok(ExecResult {
+                code,
+                stdout,
+                stderr,
+            })
+        };
+        self.bounded("run a command", container, run).await
     }
 
     /// The exit code of a finished exec; waits (polling) while the engine still reports it running.

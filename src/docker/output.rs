@@ -59,6 +59,16 @@ impl BoundedCapture {
         self.kept.is_empty() && self.dropped == 0
     }
 
+    /// The bytes kept.
+    pub fn bytes(&self) -> &[u8] {
+        &self.kept
+    }
+
+    /// True when bytes past the limit were left out.
+    pub fn is_truncated(&self) -> bool {
+        self.dropped > 0
+    }
+
     /// The captured text, trimmed, with a note of what was left out.
     pub fn text(&self) -> String {
         let mut text = String::from_utf8_lossy(&self.kept).trim_end().to_string();
@@ -109,8 +119,11 @@ mod tests {
         let mut c = BoundedCapture::new(5);
         assert!(c.is_empty());
         c.push(b"abc");
+        assert!(!c.is_truncated());
         c.push(b"defgh\n");
         assert_eq!(c.text(), "abcde [... 4 more bytes not kept]");
+        assert_eq!(c.bytes(), b"abcde");
+        assert!(c.is_truncated());
     }
 
     #[test]

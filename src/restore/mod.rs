@@ -8,7 +8,9 @@ pub mod gateway_plan;
 mod safe_path;
 pub mod steps;
 
-pub use database::{restore_database, DatabaseRestoreError, DatabaseRestoreReport};
+pub use database::{
+    restore_database, DatabaseRestoreError, DatabaseRestoreMode, DatabaseRestoreReport,
+};
 pub use extract::{extract_tar, ExtractReport};
 pub use steps::{RestoreReport, RestoreRequest, RestoreStep};
 

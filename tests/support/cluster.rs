@@ -1,11 +1,10 @@
-//! The parts of a Deis cluster a test can own: a radosgw of its own (a one-node Ceph made by
-//! the test bed's script), a deis-database container from the test bed's image, and what
-//! compares two of them (objects by digest, pg_dumpall, trees by lstat).
+//! What a test needs for a second Deis cluster beside the test bed's (its database comes from
+//! [`super::pg_cluster`]): a radosgw of its own (a one-node Ceph made by the test bed's
+//! script), and what compares two clusters' buckets (by digest) and volumes (by lstat).
 
-use super::{testbed, unique, wait_until, Run};
+use super::Run;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -105,93 +104,6 @@ pub fn bucket_digests(client: &aws_sdk_s3::Client, bucket: &str) -> BTreeMap<Str
         }
         out
     })
-}
-
-pub fn docker(args: &[&str]) -> Run {
-    Command::new("docker")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run docker")
-        .into()
-}
-
-/// A deis-database container of the test bed's image, removed when dropped.
-pub struct DatabaseContainer {
-    pub name: String,
-}
-
-impl DatabaseContainer {
-    /// Starts one with `env` (e.g. `DEIS_DATABASE_USER=deis`, as a Deis cluster's first boot
-    /// makes the platform's role and empty database) and waits until postgres answers.
-    pub fn start(label: &str, env: &[&str]) -> Self {
-        let name = unique(label);
-        let testbed_label = testbed("TESTBED_DB_LABEL");
-        let mut args = vec!["run", "-d", "--name", &name, "--label", &testbed_label];
-        for e in env {
-            args.extend(["-e", e]);
-        }
-        let image = testbed("TESTBED_DB_IMAGE");
-        args.push(&image);
-        docker(&args).assert_ok();
-        let container = DatabaseContainer { name };
-        let ready = wait_until(90_000, || {
-            docker(&[
-                "exec",
-                "-u",
-                "postgres",
-                &container.name,
-                "pg_isready",
-                "-q",
-            ])
-            .code
-                == 0
-        });
-        assert!(ready, "postgres in {} did not become ready", container.name);
-        container
-    }
-
-    /// Runs SQL as postgres in database `db` through psql's stdin, stopping on the first error.
-    pub fn psql(&self, db: &str, sql: &str) -> Run {
-        let mut child = Command::new("docker")
-            .args(["exec", "-i", &self.name, "sudo", "-u", "postgres"])
-            .args(["psql", "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-d", db])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("docker exec psql");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(sql.as_bytes())
-            .unwrap();
-        child.wait_with_output().unwrap().into()
-    }
-
-    /// pg_dumpall without the lines that differ between two equal clusters (versions, and
-    /// the random keys of `\restrict` / `\unrestrict`).
-    pub fn comparable_dump(&self) -> String {
-        let run = docker(&["exec", &self.name, "sudo", "-u", "postgres", "pg_dumpall"]);
-        run.assert_ok();
-        run.stdout
-            .lines()
-            .filter(|l| {
-                !l.starts_with("-- Dumped from")
-                    && !l.starts_with("-- Dumped by")
-                    && !l.starts_with("\\restrict ")
-                    && !l.starts_with("\\unrestrict ")
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-impl Drop for DatabaseContainer {
-    fn drop(&mut self) {
-        docker(&["rm", "-f", "-v", &self.name]);
-    }
 }
 
 /// Every entry under `root` by relative path: kind, mode, owner, mtime (not of folders,

@@ -3,6 +3,7 @@
 
 pub mod blackhole;
 pub mod cluster;
+pub mod pg_cluster;
 pub mod pg_lock;
 
 use std::fs;
