@@ -3,6 +3,7 @@
 pub mod database;
 pub mod etcd;
 mod extract;
+pub mod finish;
 pub mod gateway;
 mod safe_path;
 pub mod steps;
