@@ -131,8 +131,10 @@ enum Command {
         #[arg(long)]
         read_data: bool,
     },
-    /// Restore a set (or the latest set of each job) into this cluster.
+    /// Restore a set (or the latest set of each job) into this cluster; `restore finish`
+    /// after `deisctl start platform`.
     #[command(
+        args_conflicts_with_subcommands = true,
         after_help = format!("Example:\n  deis-backup restore latest --only volume --volume-path /var/lib/deis/store --dry-run\n\n\
 Volume restore keeps owners, modes and mtimes, refuses entries that would write outside the\n\
 target (absolute paths, `..`, escaping links, device nodes), and refuses a non-empty target\n\
@@ -145,6 +147,8 @@ deis-backup restore latest --only etcd --etcd-target http://10.0.0.2:4001 --dry-
         deis_backup::restore::etcd::SKIP_RULES
     ))]
     Restore {
+        #[command(subcommand)]
+        step: Option<RestoreStep>,
         /// JOB/RUN-ID as `list` shows it, a bare RUN-ID, or `latest`.
         #[arg(default_value = "latest")]
         set: SetSelector,
@@ -192,6 +196,31 @@ deis-backup restore latest --only etcd --etcd-target http://10.0.0.2:4001 --dry-
     Config {
         #[command(subcommand)]
         action: ConfigAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum RestoreStep {
+    /// After `deisctl start platform`: the controller re-publishes its state (keys, apps,
+    /// domains) to etcd, and the apps to scale to 0 and back are listed.
+    #[command(after_help = "\
+Runs in the controller container (--container, default restore.controller-container =
+deis-controller) through the Docker API, in its /app folder: `./manage.py
+load_db_state_to_etcd` when the controller has it (Deis 1.11 and later), otherwise
+`./manage.py shell` saving every Key, App and Domain. Then it counts them and prints the
+`deis scale` commands that bring each app's containers back. --dry-run only asks and
+counts (read-only) and says what it would run.
+
+Example:
+  deis-backup restore finish --dry-run
+  deis-backup restore finish --container deis-controller")]
+    Finish {
+        /// Ask the controller and count, say what would run, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The controller container (default: restore.controller-container, deis-controller).
+        #[arg(long, value_name = "NAME")]
+        container: Option<String>,
     },
 }
 
@@ -263,6 +292,11 @@ fn main() -> ExitCode {
             read_data,
         } => commands::verify(&options, &set, job, read_data),
         Command::Restore {
+            step: Some(RestoreStep::Finish { dry_run, container }),
+            ..
+        } => commands::restore_finish(&options, container, dry_run),
+        Command::Restore {
+            step: None,
             set,
             only,
             dry_run,
