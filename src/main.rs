@@ -131,11 +131,14 @@ enum Command {
         #[arg(long)]
         read_data: bool,
     },
-    /// Restore a set (or the latest set of each job) into this cluster.
+    /// Restore a set (or the latest set of each job) into this cluster; `restore finish`
+    /// after `deisctl start platform`.
     #[command(
+        args_conflicts_with_subcommands = true,
         after_help = format!("Examples:\n  deis-backup restore latest --dry-run              the whole plan, nothing written\n  \
 deis-backup restore latest                        every job that has a set, in bring-up order\n  \
-deis-backup restore latest --only volume --volume-path /var/lib/deis/store\n\n\
+deis-backup restore latest --only volume --volume-path /var/lib/deis/store\n  \
+deis-backup restore finish                        after `deisctl start platform` (see its --help)\n\n\
 Safe by default: before writing, each step compares its target with the set and refuses,\n\
 naming what it found, when the target holds other data: gateway objects with other content,\n\
 etcd keys with other values, a database cluster with data, a non-empty volume folder.\n\
@@ -155,6 +158,8 @@ deis-backup restore latest --only etcd --etcd-target http://10.0.0.2:4001 --dry-
         deis_backup::restore::etcd::SKIP_RULES
     ))]
     Restore {
+        #[command(subcommand)]
+        step: Option<RestoreStep>,
         /// JOB/RUN-ID as `list` shows it, a bare RUN-ID, or `latest`.
         #[arg(default_value = "latest")]
         set: SetSelector,
@@ -210,6 +215,31 @@ deis-backup restore latest --only etcd --etcd-target http://10.0.0.2:4001 --dry-
     Config {
         #[command(subcommand)]
         action: ConfigAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum RestoreStep {
+    /// After `deisctl start platform`: the controller re-publishes its state (keys, apps,
+    /// domains) to etcd, and the apps to scale to 0 and back are listed.
+    #[command(after_help = "\
+Runs in the controller container (--container, default restore.controller-container =
+deis-controller) through the Docker API, in its /app folder: `./manage.py
+load_db_state_to_etcd` when the controller has it (Deis 1.11 and later), otherwise
+`./manage.py shell` saving every Key, App and Domain. Then it counts them and prints the
+`deis scale` commands that bring each app's containers back. --dry-run only asks and
+counts (read-only) and says what it would run.
+
+Example:
+  deis-backup restore finish --dry-run
+  deis-backup restore finish --container deis-controller")]
+    Finish {
+        /// Ask the controller and count, say what would run, write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The controller container (default: restore.controller-container, deis-controller).
+        #[arg(long, value_name = "NAME")]
+        container: Option<String>,
     },
 }
 
@@ -292,6 +322,11 @@ fn main() -> ExitCode {
             read_data,
         } => commands::verify(&options, &set, job, read_data),
         Command::Restore {
+            step: Some(RestoreStep::Finish { dry_run, container }),
+            ..
+        } => commands::restore_finish(&options, container, dry_run),
+        Command::Restore {
+            step: None,
             set,
             only,
             dry_run,

@@ -23,11 +23,12 @@ const NEXT_STEPS: &str = "\
 Next steps on the new cluster:
   1. deisctl start platform
      (deis-database restores itself from the WAL-E backups in db_wal when they are there)
-  2. re-publish the controller's state to etcd: in the deis-controller container run
-     `./manage.py load_db_state_to_etcd` (Deis 1.11 and later; older: save every Key, App
-     and Domain from `./manage.py shell`)
-  3. scale every app to 0 and back (`deis scale web=0 -a APP`, then its old count) so that
-     its containers are registered again";
+  2. deis-backup restore finish
+     (the controller re-publishes its keys, apps and domains to etcd; it runs
+     `./manage.py load_db_state_to_etcd` in deis-controller, or on Deis before 1.11 saves
+     every Key, App and Domain from `./manage.py shell`, and lists the apps to scale)
+  3. scale every app to 0 and back as `restore finish` lists it (`deis scale web=0 -a APP`,
+     then its old count) so that its containers are registered again";
 
 /// What the user asked to restore.
 pub struct RestoreArgs {

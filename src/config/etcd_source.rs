@@ -39,7 +39,7 @@ enum Kind {
 }
 
 /// Every configuration key that etcd may set, with the kind of its value.
-const KEYS: [(&str, Kind); 37] = [
+const KEYS: [(&str, Kind); 38] = [
     ("destination.url", Kind::Text),
     ("destination.endpoint", Kind::OptionalText),
     ("destination.region", Kind::OptionalText),
@@ -77,6 +77,7 @@ const KEYS: [(&str, Kind); 37] = [
     ("timeouts.database-idle", Kind::Duration),
     ("daemon.shutdown-grace", Kind::Duration),
     ("log.format", Kind::Choice(&["text", "json"])),
+    ("restore.controller-container", Kind::Text),
 ];
 
 /// One configuration value that came from etcd.

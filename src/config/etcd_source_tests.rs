@@ -42,6 +42,10 @@ fn our_keys_map_with_their_types() {
             ("/deis/backup/destination/secretKey", b" s3cr3t "),
             ("/deis/backup/destination/region", b""),
             ("/deis/backup/database/execMode", b"user"),
+            (
+                "/deis/backup/restore/controllerContainer",
+                b"deis-controller-2",
+            ),
         ]),
     )
     .unwrap();
@@ -61,6 +65,10 @@ fn our_keys_map_with_their_types() {
     assert!(layer.warnings.is_empty());
     let table = layer.to_table();
     assert_eq!(table["database"]["exec-mode"].as_str(), Some("user"));
+    assert_eq!(
+        table["restore"]["controller-container"].as_str(),
+        Some("deis-controller-2")
+    );
 }
 
 #[test]

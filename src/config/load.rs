@@ -256,6 +256,7 @@ mod tests {
                 ("DEIS_BACKUP_DESTINATION__ACCESS_KEY", "AKIA"),
                 ("DEIS_BACKUP_GATEWAY__BUCKETS", "db_wal,registry,extra"),
                 ("DEIS_BACKUP_RETENTION__KEEP_LAST", "9"),
+                ("DEIS_BACKUP_RESTORE__CONTROLLER_CONTAINER", "ctl-1"),
                 ("ETCD", "10.0.0.1:4001"),
             ]),
             ..Default::default()
@@ -264,6 +265,7 @@ mod tests {
         assert_eq!(s.destination.access_key.unwrap().expose(), "AKIA");
         assert_eq!(s.gateway.buckets, ["db_wal", "registry", "extra"]);
         assert_eq!(s.retention.keep_last, 9);
+        assert_eq!(s.restore.controller_container, "ctl-1");
         assert_eq!(s.etcd.endpoints, ["http://10.0.0.1:4001"]);
     }
 

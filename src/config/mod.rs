@@ -42,6 +42,7 @@ pub struct Settings {
     pub timeouts: TimeoutSettings,
     pub daemon: DaemonSettings,
     pub log: LogSettings,
+    pub restore: RestoreSettings,
 }
 
 /// Which etcd keys API to speak.
@@ -185,6 +186,23 @@ pub enum ExecMode {
     Sudo,
     /// `COMMAND` with the exec's user set to USER (no sudo needed).
     User,
+}
+
+/// What `restore` works on besides the backup sets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "kebab-case", deny_unknown_fields)]
+pub struct RestoreSettings {
+    /// The container running the Deis controller (Deis v1: `deis-controller`), in which
+    /// `restore finish` makes the controller re-publish its state to etcd.
+    pub controller_container: String,
+}
+
+impl Default for RestoreSettings {
+    fn default() -> Self {
+        Self {
+            controller_container: "deis-controller".into(),
+        }
+    }
 }
 
 /// Cron schedules, in UTC. `""`, `off` or `disabled` disables a job (`deisctl config ... set`

@@ -80,6 +80,9 @@ pub fn validate(settings: &Settings) -> Vec<Problem> {
     if let Err(e) = check_user_name(&settings.database.user) {
         problem("database.user", e);
     }
+    if let Err(e) = check_container_name(&settings.restore.controller_container) {
+        problem("restore.controller-container", e);
+    }
 
     let schedule = &settings.schedule;
     for (job, cron) in [
@@ -264,6 +267,7 @@ mod tests {
         s.gateway.buckets = vec!["Bad Bucket".into()];
         s.metrics.listen = "localhost".into();
         s.database.user = "Post Gres".into();
+        s.restore.controller_container = "deis controller".into();
         s.etcd.endpoints = vec!["127.0.0.1".into()];
         let keys: Vec<String> = validate(&s).into_iter().map(|p| p.key).collect();
         assert_eq!(
@@ -274,6 +278,7 @@ mod tests {
                 "gateway.concurrency",
                 "gateway.buckets",
                 "database.user",
+                "restore.controller-container",
                 "schedule.volume",
                 "compression.level",
                 "metrics.listen"

@@ -13,7 +13,7 @@
 mod output;
 
 pub use output::{
-    classify, drain_output, next_output, BoundedCapture, ExecChunk, ExecOutput, Silent,
+    classify, drain_output, next_output, BoundedCapture, ExecChunk, ExecOutput, Silent, TailCapture,
 };
 
 use crate::config::TimeoutSettings;

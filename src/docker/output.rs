@@ -79,6 +79,63 @@ impl BoundedCapture {
     }
 }
 
+/// Keeps the last `limit` bytes of a stream (e.g. the end of a traceback) and counts the rest.
+#[derive(Debug, Clone)]
+pub struct TailCapture {
+    kept: std::collections::VecDeque<u8>,
+    limit: usize,
+    dropped: u64,
+}
+
+impl TailCapture {
+    /// A capture keeping at most the last `limit` bytes.
+    pub fn new(limit: usize) -> Self {
+        Self {
+            kept: std::collections::VecDeque::new(),
+            limit,
+            dropped: 0,
+        }
+    }
+
+    /// Adds bytes; the oldest beyond the limit are only counted.
+    pub fn push(&mut self, bytes: &[u8]) {
+        let skip = bytes.len().saturating_sub(self.limit);
+        self.dropped += skip as u64;
+        self.kept.extend(&bytes[skip..]);
+        let excess = self.kept.len().saturating_sub(self.limit);
+        self.kept.drain(..excess);
+        self.dropped += excess as u64;
+    }
+
+    /// True when nothing was captured.
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty() && self.dropped == 0
+    }
+
+    /// The captured bytes as text (lossy), untrimmed.
+    pub fn raw_text(&self) -> String {
+        let (a, b) = self.kept.as_slices();
+        let mut bytes = Vec::with_capacity(a.len() + b.len());
+        bytes.extend_from_slice(a);
+        bytes.extend_from_slice(b);
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// The captured text, trimmed, with a note of what was left out before it (from the
+    /// first whole line on, when its start was cut).
+    pub fn text(&self) -> String {
+        let raw = self.raw_text();
+        if self.dropped == 0 {
+            return raw.trim().to_string();
+        }
+        let whole_lines = match raw.split_once('\n') {
+            Some((_, rest)) if !rest.trim().is_empty() => rest,
+            _ => &raw,
+        };
+        format!("[... earlier output not kept] {}", whole_lines.trim())
+    }
+}
+
 /// The exec's output stayed silent for longer than allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Silent;
@@ -124,6 +181,22 @@ mod tests {
         assert_eq!(c.text(), "abcde [... 4 more bytes not kept]");
         assert_eq!(c.bytes(), b"abcde");
         assert!(c.is_truncated());
+    }
+
+    #[test]
+    fn tail_capture_keeps_the_end_and_counts_the_rest() {
+        let mut c = TailCapture::new(10);
+        assert!(c.is_empty());
+        c.push(b"abc");
+        assert_eq!(c.text(), "abc");
+        c.push(b"de\nfgh");
+        assert_eq!(c.text(), "abcde\nfgh");
+        c.push(b"ij\n");
+        assert_eq!(c.raw_text(), "cde\nfghij\n");
+        assert_eq!(c.text(), "[... earlier output not kept] fghij");
+        c.push(b"0123456789");
+        assert_eq!(c.raw_text(), "0123456789");
+        assert_eq!(c.text(), "[... earlier output not kept] 0123456789");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 pub mod database;
 pub mod etcd;
 mod extract;
+pub mod finish;
 pub mod gateway;
 pub mod gateway_plan;
 mod safe_path;

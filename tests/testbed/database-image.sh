@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # database-image.sh - build the local stand-in for Deis v1's deis-database image
-# (PostgreSQL 15 + sudo + python3, which the real image carries for WAL-E, on Debian 12)
-# without any registry, and print its name. The controller stand-in builds on it.
+# (PostgreSQL 15 + sudo + python3 with its whole standard library, as the real image carries
+# it for WAL-E, on Debian 12) without any registry, and print its name. The controller
+# stand-in (controller-image.sh) builds on it and needs that library (code, json, urllib).
 #
 #   usage: database-image.sh            (root, Debian 12 host, Docker engine running)
 #
@@ -44,7 +45,7 @@ build_rootfs() {
     tb_log "building the root file system from $sources (log $cache/mmdebstrap.log)"
     # shellcheck disable=SC2016 # "$1" is expanded by mmdebstrap's hook shell
     mmdebstrap --mode=root --variant=apt --format=tar --quiet \
-        --include=postgresql-15,sudo,procps,python3-minimal \
+        --include=postgresql-15,sudo,procps,python3 \
         --aptopt='Acquire::Languages "none"' "${aptopts[@]}" \
         --dpkgopt='path-exclude=/usr/share/doc/*' \
         --dpkgopt='path-exclude=/usr/share/man/*' \

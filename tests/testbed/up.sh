@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # up.sh - bring the whole test bed up: etcd (v2+v3), Ceph radosgw with the gateway and
-# destination users, and the deis-database container, side by side.
+# destination users, and the deis-database container, side by side; then the image of the
+# deis-controller stand-in (controller-image.sh), which tests run as they need it.
 #
 #   usage: up.sh DIR            tear down with: down.sh DIR
 #
@@ -37,6 +38,15 @@ if ((${#failed[@]})); then
     tb_die "test bed bring-up failed (${failed[*]}); logs under $dir"
 fi
 
+# the controller stand-in builds on the database image: seconds, and cached by its recipe
+db_image=$(sed -n 's/^TESTBED_DB_IMAGE=//p' "$dir/database/env")
+if ! controller_image=$("$here/controller-image.sh" "$db_image" 2>"$dir/controller.up.log"); then
+    printf -- '--- controller image failed; last lines of %s ---\n' "$dir/controller.up.log" >&2
+    tail -n 40 "$dir/controller.up.log" >&2
+    "$here/down.sh" "$dir" >&2 || true
+    tb_die "test bed bring-up failed (controller image); logs under $dir"
+fi
+
 # shell-quote a value: 'it'\''s'
 quote() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
 
@@ -48,6 +58,7 @@ quote() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
             echo "export $key=$(quote "$value")"
         done <"$dir/$part/env"
     done
+    echo "export TESTBED_CONTROLLER_IMAGE=$(quote "$controller_image")"
 } >"$dir/env.sh.new"
 mv "$dir/env.sh.new" "$dir/env.sh"
 tb_log "test bed up in $((SECONDS - start))s; variables in $dir/env.sh"
