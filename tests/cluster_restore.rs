@@ -358,4 +358,51 @@ fn a_new_cluster_is_restored_in_one_command_and_matches_the_old_one() {
     );
     assert_eq!(comparable_dump(&db_b.name), comparable_dump(&db_a.name));
     assert_eq!(tree_facts(&volume_a), tree_facts(&volume_b2));
+
+    // B now lives: an object and a key changed there, its volume and database hold data.
+    // Without --force every step refuses; --force=etcd lets only etcd write.
+    let link = "docker/registry/v2/repositories/app1/_manifests/tags/v1/current/link";
+    block_on(
+        gateway_b
+            .client()
+            .put_object()
+            .bucket(&registry.0)
+            .key(link)
+            .body(b"sha256:newer".to_vec().into())
+            .send(),
+    )
+    .unwrap();
+    let mode = "/deis/controller/registrationMode";
+    etcd_support::put(&client(&etcd_b.url(), EtcdApi::V2), &[(mode, "disabled")]);
+    let objects_before = bucket_digests(&gateway_b.client(), &registry.0);
+    let (volume_before, dump_before) = (tree_facts(&volume_b2), comparable_dump(&db_b.name));
+    let refused = b2.run(&["restore", "latest"]);
+    assert_eq!(refused.code, 1, "{}", refused.all());
+    assert!(
+        refused.stderr.contains(link)
+            && refused.stderr.contains(mode)
+            && refused.stderr.contains("not empty")
+            && refused
+                .stderr
+                .contains("refused for gateway, volume, etcd, database"),
+        "{}",
+        refused.all()
+    );
+    let forced = b2.run(&["restore", "latest", "--force=etcd"]);
+    assert_eq!(forced.code, 1, "{}", forced.all());
+    assert!(
+        forced
+            .stderr
+            .contains("refused for gateway, volume, database"),
+        "{}",
+        forced.all()
+    );
+    let keys_b = block_on(client(&etcd_b.url(), EtcdApi::V2).get_prefix(mode)).unwrap();
+    assert_eq!(keys_b.nodes[0].value, b"admin_only", "etcd was forced");
+    assert_eq!(
+        bucket_digests(&gateway_b.client(), &registry.0),
+        objects_before
+    );
+    assert_eq!(tree_facts(&volume_b2), volume_before);
+    assert_eq!(comparable_dump(&db_b.name), dump_before);
 }

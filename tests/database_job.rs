@@ -129,7 +129,7 @@ fn round_trip_into_a_fresh_container_gives_back_the_same_cluster() {
     );
     assert!(
         again.stderr.contains(&format!(
-            "container {} already holds data: database deis holds 4 tables and 1 other relation (schema public: api_app, api_domain, api_key, auth_user, auth_user_id_seq)",
+            "database: refused: container {} already holds data (database deis holds 4 tables and 1 other relation (schema public: api_app, api_domain, api_key, auth_user, auth_user_id_seq)",
             target.name
         )),
         "{}",

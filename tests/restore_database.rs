@@ -147,9 +147,9 @@ fn a_cluster_holding_data_is_refused_without_force_and_replaced_with_it() {
     let refused = run(&restore_args(&a.url, &target.name, &[]));
     assert_eq!(refused.code, 1, "{}", refused.all());
     let expected = format!(
-        "container {} already holds data: database deis holds 1 table (schema public: local_notes); \
+        "database: refused: container {} already holds data (database deis holds 1 table (schema public: local_notes); \
          database extra holds 1 table (schema public: kept); \
-         database postgres holds 1 table (schema public: scratch); nothing was written",
+         database postgres holds 1 table (schema public: scratch)); pass --force=database",
         target.name
     );
     assert!(refused.stderr.contains(&expected), "{}", refused.all());
@@ -179,7 +179,11 @@ fn a_cluster_holding_data_is_refused_without_force_and_replaced_with_it() {
         "{}",
         dry.all()
     );
-    assert!(dry.stderr.contains("would be refused"), "{}", dry.all());
+    assert!(
+        dry.stderr.contains("database: refused: container"),
+        "{}",
+        dry.all()
+    );
     let forced_dry = run(&restore_args(
         &a.url,
         &target.name,

@@ -6,7 +6,8 @@ use super::database::FilterEvent;
 use super::etcd::{restore_etcd, some_keys, EtcdRestoreMode};
 use super::gateway::{restore_gateway, BucketRestore, GatewayRestoreMode, GatewayRestoreReport};
 use super::{
-    restore_database, restore_volume, DatabaseRestoreMode, DatabaseRestoreReport, RestoreError,
+    restore_database, restore_volume, DatabaseRestoreError, DatabaseRestoreMode,
+    DatabaseRestoreReport, RestoreError,
 };
 use crate::config::Settings;
 use crate::store::{Destination, Manifest};
@@ -163,7 +164,19 @@ pub fn database(
         "{set}: {} into container {container}",
         verb(request.dry_run)
     ));
-    let done = restore_database(dest, manifest, settings, container, mode)?;
+    let done = match restore_database(dest, manifest, settings, container, mode) {
+        Err(RestoreError::Database(DatabaseRestoreError::LiveData { found, .. })) => {
+            report.refused = true;
+            report.line(format!("{set}: refused; nothing was written"));
+            report.warnings.push(format!(
+                "database: refused: container {container} already holds data ({found}); pass \
+                 --force=database to drop and recreate the databases the dump creates (roles \
+                 are kept)"
+            ));
+            return Ok(report);
+        }
+        other => other?,
+    };
     report.lines.extend(
         database_lines(&done, request.force)
             .into_iter()
@@ -172,8 +185,9 @@ pub fn database(
     if let Some(found) = &done.refusal {
         report.refused = true;
         report.warnings.push(format!(
-            "database: a restore into container {container} would be refused: it already holds \
-             data ({found}); pass --force to drop and recreate the databases the dump creates"
+            "database: refused: container {container} already holds data ({found}); pass \
+             --force=database to drop and recreate the databases the dump creates (roles are \
+             kept)"
         ));
     }
     if !done.dry_run && !done.stderr.is_empty() {

@@ -82,7 +82,9 @@ tb_wait() {
     shift 4
     local start=$SECONDS
     until "$@" >/dev/null 2>&1; do
-        tb_alive "$dir" "$name" || tb_die "$name exited while waiting for $what"
+        # a process in the middle of its exec can show an empty command line: look twice
+        tb_alive "$dir" "$name" || { sleep 0.2 && tb_alive "$dir" "$name"; } ||
+            tb_die "$name exited while waiting for $what"
         ((SECONDS - start < secs)) || tb_die "$what not ready after ${secs}s"
         sleep 0.2
     done
