@@ -12,17 +12,6 @@ use std::process::Stdio;
 use support::pg_cluster::*;
 use support::*;
 
-/// `deis-backup ARGS...` with the database settings given as environment variables.
-fn run_with(env: &[(&str, &str)], args: &[&str]) -> Run {
-    cli()
-        .envs(env.iter().copied())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run deis-backup")
-        .into()
-}
-
 fn listed_sets(url: &str) -> serde_json::Value {
     let list = run(&["list", "--json", "--job", "database", "--destination", url]);
     list.assert_ok();

@@ -74,13 +74,17 @@ fn round_trip(api: EtcdApi, flag: &str) {
         args
     };
     let target = fresh.url();
-    let dry = Run::from(
-        cli()
-            .args(restore_args(true))
-            .args(["--etcd-target", &target])
-            .output()
-            .unwrap(),
-    );
+    let restore_into = |dry: bool, extra: &[&str]| -> Run {
+        Run::from(
+            cli()
+                .args(restore_args(dry))
+                .args(["--etcd-target", &target])
+                .args(extra)
+                .output()
+                .unwrap(),
+        )
+    };
+    let dry = restore_into(true, &[]);
     dry.assert_ok();
     assert!(
         dry.stdout
@@ -110,13 +114,7 @@ fn round_trip(api: EtcdApi, flag: &str) {
         "a dry run writes nothing"
     );
 
-    let restore = Run::from(
-        cli()
-            .args(restore_args(false))
-            .args(["--etcd-target", &target])
-            .output()
-            .unwrap(),
-    );
+    let restore = restore_into(false, &[]);
     restore.assert_ok();
     let restored = block_on(fresh_client.get_prefix(&prefix)).unwrap();
     let value = |rel: &str| {
@@ -146,13 +144,7 @@ fn round_trip(api: EtcdApi, flag: &str) {
         assert_eq!(value(skipped), None, "{skipped} must not be restored");
     }
     // a second restore finds every key identical and writes nothing
-    let again = Run::from(
-        cli()
-            .args(restore_args(false))
-            .args(["--etcd-target", &target])
-            .output()
-            .unwrap(),
-    );
+    let again = restore_into(false, &[]);
     again.assert_ok();
     assert!(
         again.stdout.contains("0 keys written")
@@ -164,13 +156,7 @@ fn round_trip(api: EtcdApi, flag: &str) {
     let mode = k("controller/registrationMode");
     block_on(fresh_client.put(&mode, b"disabled", None)).unwrap();
     block_on(fresh_client.delete(&k("database/bucketName"))).unwrap();
-    let refused = Run::from(
-        cli()
-            .args(restore_args(false))
-            .args(["--etcd-target", &target])
-            .output()
-            .unwrap(),
-    );
+    let refused = restore_into(false, &[]);
     assert_eq!(refused.code, 1, "{}", refused.all());
     assert!(
         refused.stderr.contains(&mode) && refused.stderr.contains("--force=etcd"),
@@ -195,13 +181,7 @@ fn round_trip(api: EtcdApi, flag: &str) {
         "nothing written at all"
     );
     // --force=etcd overwrites it and writes the missing one
-    let forced = Run::from(
-        cli()
-            .args(restore_args(false))
-            .args(["--etcd-target", &target, "--force=etcd"])
-            .output()
-            .unwrap(),
-    );
+    let forced = restore_into(false, &["--force=etcd"]);
     forced.assert_ok();
     assert!(
         forced.stdout.contains(&format!("overwrote {mode}"))

@@ -9,20 +9,8 @@
 
 mod support;
 
-use std::process::Stdio;
 use support::pg_cluster::*;
 use support::*;
-
-/// `deis-backup ARGS...` (the database settings from the environment).
-fn run_with(env: &[(&str, &str)], args: &[&str]) -> Run {
-    cli()
-        .envs(env.iter().copied())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run deis-backup")
-        .into()
-}
 
 /// A Deis cluster "A" with the controller's tables in `deis` (owned by the role `deis`, as
 /// the controller makes them), backed up into a fresh local destination.

@@ -54,7 +54,13 @@ impl From<Output> for Run {
 
 /// Runs `deis-backup ARGS...` to completion.
 pub fn run(args: &[&str]) -> Run {
+    run_with(&[], args)
+}
+
+/// Runs `deis-backup ARGS...` to completion with these environment variables (settings).
+pub fn run_with(env: &[(&str, &str)], args: &[&str]) -> Run {
     cli()
+        .envs(env.iter().copied())
         .args(args)
         .stdin(Stdio::null())
         .output()
