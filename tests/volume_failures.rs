@@ -445,6 +445,15 @@ fn hostile_archive_entries_are_refused_and_nothing_lands_outside() {
             restore.all()
         );
     }
+    for (through, folder) in [("y/escape.txt", "y"), ("abs-link/through.txt", "abs-link")] {
+        assert!(
+            restore.stderr.contains(&format!(
+                "refused entry \"{through}\": its folder {folder} is a symlink"
+            )),
+            "{through}: {}",
+            restore.all()
+        );
+    }
     assert!(
         restore.stderr.contains(absolute.to_str().unwrap()),
         "{}",
@@ -488,4 +497,62 @@ fn hostile_archive_entries_are_refused_and_nothing_lands_outside() {
             && !tmp.path().join("evil2.txt").exists()
             && !absolute.exists()
     );
+}
+
+#[test]
+fn restore_with_force_never_writes_through_symlinks_already_in_the_target() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (source, dest, outside) = (
+        tmp.path().join("store"),
+        tmp.path().join("backups"),
+        tmp.path().join("outside"),
+    );
+    let target = outside.join("target");
+    write(&source.join("logs/osd.0.log"), b"log");
+    write(&source.join("config"), b"mine");
+    let url = file_url(&dest);
+    run(&[
+        "backup",
+        "volume",
+        "--volume-path",
+        source.to_str().unwrap(),
+        "--destination",
+        &url,
+    ])
+    .assert_ok();
+    // someone planted symlinks where the archive's folder and file go
+    write(&outside.join("victim"), b"victim");
+    fs::create_dir_all(&target).unwrap();
+    std::os::unix::fs::symlink(&outside, target.join("logs")).unwrap();
+    std::os::unix::fs::symlink(outside.join("victim"), target.join("config")).unwrap();
+
+    let restore = run(&[
+        "restore",
+        "latest",
+        "--only",
+        "volume",
+        "--force",
+        "--volume-path",
+        target.to_str().unwrap(),
+        "--destination",
+        &url,
+    ]);
+    assert_eq!(restore.code, 1, "{}", restore.all());
+    assert!(
+        restore
+            .stderr
+            .contains("refused entry \"logs\": something that is not a folder is in the way")
+            && restore
+                .stderr
+                .contains("refused entry \"logs/osd.0.log\": its folder logs is a symlink"),
+        "{}",
+        restore.all()
+    );
+    assert_eq!(fs::read(outside.join("victim")).unwrap(), b"victim");
+    assert!(!outside.join("osd.0.log").exists());
+    assert_eq!(fs::read_link(target.join("logs")).unwrap(), outside);
+    assert!(!fs::symlink_metadata(target.join("config"))
+        .unwrap()
+        .is_symlink());
+    assert_eq!(fs::read(target.join("config")).unwrap(), b"mine");
 }
