@@ -376,6 +376,13 @@ fn a_new_cluster_is_restored_in_one_command_and_matches_the_old_one() {
     etcd_support::put(&client(&etcd_b.url(), EtcdApi::V2), &[(mode, "disabled")]);
     let objects_before = bucket_digests(&gateway_b.client(), &registry.0);
     let (volume_before, dump_before) = (tree_facts(&volume_b2), comparable_dump(&db_b.name));
+    let dry = b2.run(&["restore", "latest", "--only", "volume", "--dry-run"]);
+    assert_eq!(dry.code, 1, "{}", dry.all());
+    assert!(
+        dry.stdout.contains("8 of them already at the target"),
+        "{}",
+        dry.all()
+    );
     let refused = b2.run(&["restore", "latest"]);
     assert_eq!(refused.code, 1, "{}", refused.all());
     assert!(

@@ -32,6 +32,9 @@ pub struct ExtractReport {
     pub symlinks: u64,
     pub hard_links: u64,
     pub bytes: u64,
+    /// Dry run: entries other than folders whose name the target already holds (a restore
+    /// with `--force` replaces them).
+    pub existing: u64,
     /// Entries refused, with the reason.
     pub refused: Vec<(String, String)>,
     /// Set when owners could not be restored (not running as root).
@@ -97,7 +100,11 @@ fn extract_with(
         let shown = raw_path.display().to_string();
         let outcome = plan_entry(&entry, &raw_path).and_then(|rel| match writer.as_mut() {
             None => {
-                count(&mut report, entry.header().entry_type(), entry.size());
+                let kind = entry.header().entry_type();
+                count(&mut report, kind, entry.size());
+                if let Some(rel) = rel.filter(|_| kind != EntryType::Directory) {
+                    report.existing += u64::from(target.join(rel).symlink_metadata().is_ok());
+                }
                 Ok(())
             }
             Some(writer) => writer.write_entry(&mut entry, rel.as_deref(), &mut report),

@@ -52,9 +52,13 @@ pub fn volume(
         done.symlinks,
         done.hard_links,
         if request.dry_run {
-            " (dry run: nothing written)"
+            format!(
+                "; {} of them already at the target (replaced only with --force=volume); dry run: \
+                 nothing written",
+                done.existing
+            )
         } else {
-            ""
+            String::new()
         }
     ));
     if let Some(note) = &done.ownership_note {
