@@ -55,9 +55,9 @@ fn list_job(dest: &dyn Destination, job: JobKind, listing: &mut Listing) -> Resu
     for manifest in plan.to_read {
         read += 1;
         match read_entry(dest, manifest)? {
-            Read::Gone => {}
-            Read::Complete(entry) => entries.push(entry),
-            Read::Unreadable(set, reason) => listing.unreadable.push((set, reason)),
+            ManifestRead::Gone => {}
+            ManifestRead::Complete(entry) => entries.push(*entry),
+            ManifestRead::Unreadable(set, reason) => listing.unreadable.push((set, reason)),
         }
     }
     let added = entries.len() - cached;
@@ -106,31 +106,33 @@ fn read_index(dest: &dyn Destination, job: JobKind) -> (Option<CatalogIndex>, bo
 }
 
 /// What reading one listed manifest gave.
-enum Read {
+enum ManifestRead {
     /// Deleted since it was listed.
     Gone,
-    Complete(IndexEntry),
+    Complete(Box<IndexEntry>),
     Unreadable(SetRef, String),
 }
 
-fn read_entry(dest: &dyn Destination, listed: ListedManifest) -> Result<Read, StoreError> {
+fn read_entry(dest: &dyn Destination, listed: ListedManifest) -> Result<ManifestRead, StoreError> {
     let set = listed.set;
     let Some(bytes) = dest.read_manifest(&set)? else {
-        return Ok(Read::Gone);
+        return Ok(ManifestRead::Gone);
     };
     Ok(match Manifest::from_json(&bytes) {
-        Ok(m) if m.job == set.job && m.run_id == set.run_id => Read::Complete(IndexEntry {
-            // the size read, in case it changed since the listing (the tag is then stale
-            // too, so the next listing reads it again)
-            manifest_size: bytes.len() as u64,
-            manifest_version: listed.version,
-            manifest: m,
-        }),
-        Ok(m) => Read::Unreadable(
+        Ok(m) if m.job == set.job && m.run_id == set.run_id => {
+            ManifestRead::Complete(Box::new(IndexEntry {
+                // the size read, in case it changed since the listing (the tag is then stale
+                // too, so the next listing reads it again)
+                manifest_size: bytes.len() as u64,
+                manifest_version: listed.version,
+                manifest: m,
+            }))
+        }
+        Ok(m) => ManifestRead::Unreadable(
             set,
             format!("manifest describes {}/{} instead", m.job, m.run_id),
         ),
-        Err(e) => Read::Unreadable(set, format!("manifest is corrupt: {e}")),
+        Err(e) => ManifestRead::Unreadable(set, format!("manifest is corrupt: {e}")),
     })
 }
 
