@@ -211,7 +211,9 @@ fn scenario(dest: &dyn Destination, door: &dyn Backdoor, env: &[(&str, String)],
     let volume = complete_set(&dest, JobKind::Volume, 0);
 
     // no index yet: every manifest is read once, and each job gets its index
+    let cold = std::time::Instant::now();
     let (all, counts) = dest.list();
+    let cold = cold.elapsed();
     assert_eq!(all.len(), n + 1);
     assert_eq!(
         counts,
@@ -221,11 +223,14 @@ fn scenario(dest: &dyn Destination, door: &dyn Backdoor, env: &[(&str, String)],
     assert!(door.index(JobKind::Etcd).is_some() && door.index(JobKind::Volume).is_some());
     assert!(door.index(JobKind::Gateway).is_none(), "no sets, no index");
     // then none at all
+    let warm = std::time::Instant::now();
     assert_eq!(dest.list(), (all.clone(), (0, 0)), "up-to-date index");
     eprintln!(
-        "list of {} sets: {} manifest reads without the index, 0 with it",
+        "list of {} sets at {}: {} manifest reads in {cold:?} without the index, 0 in {:?} with it",
         n + 1,
-        n + 1
+        dest.describe(),
+        n + 1,
+        warm.elapsed()
     );
     let (printed, _) = cli_list(env);
     let listing = list_complete(&dest, None).unwrap();
