@@ -97,9 +97,11 @@ fn a_sweep_in_a_loop_never_removes_a_set_that_completes_beside_it() {
         .collect();
     assert_eq!(completed.len(), SETS);
     assert_eq!(listed, completed, "every completed set is listed");
-    // nothing else is left beside the sets: no lock file, no temporary lock
+    // nothing else is left beside the sets and the catalog index the listing wrote: no lock
+    // file, no temporary lock, no temporary index
     let job_dir = tmp.path().join("dest/volume");
-    assert_eq!(fs::read_dir(job_dir).unwrap().count(), SETS);
+    assert_eq!(fs::read_dir(&job_dir).unwrap().count(), SETS + 1);
+    assert!(job_dir.join(deis_backup::store::INDEX_NAME).is_file());
 }
 
 /// Every path under `root` (itself included) whose mode is not owner-only.
@@ -168,9 +170,15 @@ fn everything_the_local_destination_writes_is_owner_only_whatever_the_umask() {
         sink.finish().unwrap();
         drop(staged);
         pending.complete(&manifest(&set)).unwrap();
+        // a listing writes the catalog indexes, under the same umask
+        list_complete(&dest, None).unwrap();
         set_umask(previous);
 
-        assert_eq!(open_paths(&root), vec![], "umask {mask:o}, complete");
+        assert_eq!(
+            open_paths(&root),
+            vec![],
+            "umask {mask:o}, complete and indexed"
+        );
         let listed = list_complete(&dest, None).unwrap().complete.len();
         assert_eq!(listed, 2, "the volume set and the gateway set");
     }

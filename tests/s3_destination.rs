@@ -162,6 +162,7 @@ fn the_volume_job_round_trips_through_s3_with_multipart_uploads() {
     let mut expected = vec![
         artifact_key.clone(),
         format!("{prefix}/{set}/manifest.json"),
+        format!("{prefix}/volume/index.json.zst"),
     ];
     expected.sort();
     assert_eq!(keys, expected);
@@ -243,8 +244,9 @@ fn a_killed_backup_leaves_nothing_once_the_next_run_starts() {
     let set = sets[0]["set"].as_str().unwrap();
     for key in &keys {
         assert!(
-            key.starts_with(&format!("{prefix}/{set}/")),
-            "only the complete set remains, found {key}"
+            key.starts_with(&format!("{prefix}/{set}/"))
+                || key == &format!("{prefix}/volume/index.json.zst"),
+            "only the complete set (and its job's catalog index) remains, found {key}"
         );
     }
     clear(&bucket, &prefix);

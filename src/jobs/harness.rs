@@ -109,6 +109,7 @@ pub fn run_job(
         .observe((outcome.finished_at - started_at).num_milliseconds() as f64 / 1000.0);
     report(settings, &outcome);
     if outcome.manifest.is_some() {
+        crate::store::refresh_index(dest, kind);
         prune_after(dest, settings, kind);
     }
     outcome

@@ -8,8 +8,8 @@ use crate::config::Settings;
 use crate::metrics::metrics;
 use crate::store::retention::{self, Candidate, RetentionError};
 use crate::store::{
-    delete_sets, list_complete, sweep_objects, Destination, JobKind, Manifest, ObjectSweep, SetRef,
-    StoreError,
+    delete_sets, list_complete, refresh_index, sweep_objects, Destination, JobKind, Manifest,
+    ObjectSweep, SetRef, StoreError,
 };
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -119,6 +119,9 @@ pub fn prune_job(
             .map(|c| set_of(by_name[&c.name]))
             .collect();
         let (deleted, result) = delete_sets(dest, &doomed);
+        if deleted > 0 {
+            refresh_index(dest, job);
+        }
         metrics()
             .retention_deleted
             .with_label_values(&[job.as_str(), "set"])

@@ -3,8 +3,8 @@
 //! aborted and its set is discarded, as for any other write error.
 
 use super::{
-    ArtifactSink, Destination, JobKind, ObjectInfo, ObjectSink, ObjectStore, PendingSet, SetRef,
-    StoreError, StoredObject,
+    ArtifactSink, Destination, JobKind, ListedManifest, ObjectInfo, ObjectSink, ObjectStore,
+    PendingSet, SetRef, StoreError, StoredObject,
 };
 use crate::util::cancel::{Cancel, CancellableReader, CancellableWriter};
 use std::io::Read;
@@ -48,6 +48,18 @@ impl Destination for Cancellable<'_> {
 
     fn read_manifest(&self, set: &SetRef) -> Result<Option<Vec<u8>>, StoreError> {
         self.inner.read_manifest(set)
+    }
+
+    fn list_manifests(&self, job: JobKind) -> Result<Vec<ListedManifest>, StoreError> {
+        self.inner.list_manifests(job)
+    }
+
+    fn read_index(&self, job: JobKind) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.read_index(job)
+    }
+
+    fn write_index(&self, job: JobKind, bytes: &[u8]) -> Result<(), StoreError> {
+        self.inner.write_index(job, bytes)
     }
 
     fn open_artifact(&self, set: &SetRef, name: &str) -> Result<Box<dyn Read + Send>, StoreError> {

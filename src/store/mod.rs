@@ -6,6 +6,7 @@
 
 mod cancellable;
 mod catalog;
+mod catalog_index;
 mod local;
 mod manifest;
 mod prune;
@@ -14,7 +15,8 @@ mod run_id;
 mod s3;
 
 pub use cancellable::Cancellable;
-pub use catalog::{find_set, list_complete, Listing, SetSelector};
+pub use catalog::{find_set, list_complete, refresh_index, Listing, SetSelector};
+pub use catalog_index::{ListedManifest, INDEX_NAME};
 pub use local::LocalDestination;
 pub use manifest::{
     Artifact, Manifest, ToolInfo, Warning, WarningKind, FORMAT_VERSION, MANIFEST_NAME,
@@ -86,6 +88,17 @@ pub trait Destination: Send + Sync {
 
     /// The manifest bytes of a set, or `None` when the set has none (incomplete).
     fn read_manifest(&self, set: &SetRef) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// The sets of `job` that have a manifest, with its size and version tag, from a listing
+    /// (no manifest is read): what exists, which the catalog index is checked against.
+    fn list_manifests(&self, job: JobKind) -> Result<Vec<ListedManifest>, StoreError>;
+
+    /// The bytes of the catalog index of `job` ([`INDEX_NAME`] in the job's folder), `None`
+    /// when there is none.
+    fn read_index(&self, job: JobKind) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Replaces the catalog index of `job` at once (readers see the old or the new one).
+    fn write_index(&self, job: JobKind, bytes: &[u8]) -> Result<(), StoreError>;
 
     /// Streams an artifact of a set.
     fn open_artifact(&self, set: &SetRef, name: &str) -> Result<Box<dyn Read + Send>, StoreError>;

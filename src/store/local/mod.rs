@@ -9,7 +9,8 @@
 //! manifest knows the writer is gone. Everything is owner-only (see [`private`]).
 
 use super::{
-    ArtifactSink, Destination, JobKind, ObjectStore, PendingSet, SetRef, StoreError, MANIFEST_NAME,
+    ArtifactSink, Destination, JobKind, ListedManifest, ObjectStore, PendingSet, SetRef,
+    StoreError, MANIFEST_NAME,
 };
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+mod index;
 mod objects;
 mod private;
 
@@ -197,6 +199,18 @@ impl Destination for LocalDestination {
         }
     }
 
+    fn list_manifests(&self, job: JobKind) -> Result<Vec<ListedManifest>, StoreError> {
+        self.manifests_of(job)
+    }
+
+    fn read_index(&self, job: JobKind) -> Result<Option<Vec<u8>>, StoreError> {
+        self.index_bytes(job)
+    }
+
+    fn write_index(&self, job: JobKind, bytes: &[u8]) -> Result<(), StoreError> {
+        self.replace_index(job, bytes)
+    }
+
     fn open_artifact(&self, set: &SetRef, name: &str) -> Result<Box<dyn Read + Send>, StoreError> {
         let path = self.set_dir(set).join(name);
         match File::open(&path) {
@@ -346,7 +360,8 @@ fn remove_partial_files(dir: &Path) -> Result<(), StoreError> {
 }
 
 /// Removes in-progress lock files older than [`LOCK_STALE`] that no live process holds and
-/// whose set is gone, and lock files a crash left under their temporary name.
+/// whose set is gone, and lock files and catalog indexes a crash left under their temporary
+/// name.
 fn remove_stale_locks(job_dir: &Path) -> Result<(), StoreError> {
     let Ok(entries) = fs::read_dir(job_dir) else {
         return Ok(());
@@ -356,7 +371,7 @@ fn remove_stale_locks(job_dir: &Path) -> Result<(), StoreError> {
         if !name.starts_with('.') || !is_old(&entry) {
             continue;
         }
-        if is_lock_temp(&name) {
+        if is_lock_temp(&name) || is_index_temp(&name) {
             let _ = fs::remove_file(entry.path());
             continue;
         }
@@ -386,6 +401,12 @@ fn hard_links_unsupported(e: &io::Error) -> bool {
 /// file at once, so an old one belongs to a crashed writer.
 fn is_lock_temp(name: &str) -> bool {
     name.ends_with(LOCK_TEMP_SUFFIX) && name.contains(&format!("{IN_PROGRESS_SUFFIX}."))
+}
+
+/// `.index.json.zst.<pid>-<n>.partial`: a catalog index being written; an old one was left
+/// by a crash.
+fn is_index_temp(name: &str) -> bool {
+    name.starts_with(&format!(".{}.", super::INDEX_NAME)) && name.ends_with(PARTIAL_SUFFIX)
 }
 
 /// Last modified more than [`LOCK_STALE`] ago.

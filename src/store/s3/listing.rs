@@ -20,6 +20,8 @@ pub struct ListedKey {
     pub key: String,
     pub size: u64,
     pub last_modified: Option<DateTime<Utc>>,
+    /// Changes whenever the object is rewritten.
+    pub etag: Option<String>,
 }
 
 /// An open multipart upload.
@@ -70,6 +72,17 @@ impl Bucket {
         prefix: &str,
         mut visit: impl FnMut(ListedKey) -> Result<(), E>,
     ) -> Result<(), E> {
+        self.for_each_key_while(prefix, |key| visit(key).map(|()| true))
+            .await
+    }
+
+    /// Like [`Bucket::for_each_key`], in key order, stopping (without listing further pages)
+    /// as soon as `visit` returns `false`.
+    pub async fn for_each_key_while<E: From<S3Error>>(
+        &self,
+        prefix: &str,
+        mut visit: impl FnMut(ListedKey) -> Result<bool, E>,
+    ) -> Result<(), E> {
         let mut token = None;
         loop {
             let page = self
@@ -83,11 +96,15 @@ impl Bucket {
                 .map_err(|e| self.failed("list", prefix, e))?;
             for object in page.contents() {
                 let Some(key) = object.key() else { continue };
-                visit(ListedKey {
+                let go_on = visit(ListedKey {
                     key: key.to_owned(),
                     size: object.size().unwrap_or_default().max(0) as u64,
                     last_modified: to_chrono(object.last_modified()),
+                    etag: object.e_tag().map(str::to_owned),
                 })?;
+                if !go_on {
+                    return Ok(());
+                }
             }
             match page.next_continuation_token() {
                 Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),

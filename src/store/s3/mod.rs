@@ -6,6 +6,7 @@
 //! writer from a dead one (the rule is [`layout::writer_state`]).
 
 mod bucket;
+mod catalog;
 mod layout;
 mod listing;
 mod objects;
@@ -15,7 +16,7 @@ mod upload;
 
 use layout::Keys;
 
-use super::{Destination, JobKind, PendingSet, SetRef, StoreError};
+use super::{Destination, JobKind, ListedManifest, PendingSet, SetRef, StoreError};
 use crate::config::{DestinationSettings, Secret, TimeoutSettings};
 use crate::runtime::block_on;
 use crate::s3::{ClientSpec, S3Client};
@@ -209,6 +210,24 @@ impl Destination for S3Destination {
 
     fn read_manifest(&self, set: &SetRef) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(block_on(self.bucket.get_small(&self.keys.manifest(set)))?.map(|(bytes, _)| bytes))
+    }
+
+    fn list_manifests(&self, job: JobKind) -> Result<Vec<ListedManifest>, StoreError> {
+        Ok(block_on(catalog::list_manifests(
+            &self.bucket,
+            &self.keys,
+            job,
+        ))?)
+    }
+
+    fn read_index(&self, job: JobKind) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = catalog::index_key(&self.keys, job);
+        Ok(block_on(self.bucket.get_small(&key))?.map(|(bytes, _)| bytes))
+    }
+
+    fn write_index(&self, job: JobKind, bytes: &[u8]) -> Result<(), StoreError> {
+        let key = catalog::index_key(&self.keys, job);
+        Ok(block_on(self.bucket.put(&key, bytes.to_vec()))?)
     }
 
     fn open_artifact(&self, set: &SetRef, name: &str) -> Result<Box<dyn Read + Send>, StoreError> {
