@@ -124,8 +124,9 @@ peer() {
 }
 
 [[ ${REGEN:-0} != 1 && $(cat "$tree/.complete" 2>/dev/null) == "$generator_version" ]] || make_tree
-say "tree: $(du -sh --apparent-size "$tree" | cut -f1) in $(find "$tree" -type f | wc -l) files" \
-    "on $(stat -f -c %T "$tree") ($tree)"
+# file bytes from find, not du: a CephFS folder's size is the bytes below it, counted again
+say "tree: $(find "$tree" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f MiB", s / 1048576 }')" \
+    "in $(find "$tree" -type f | wc -l) files on $(findmnt -n -o FSTYPE -T "$tree") ($tree)"
 
 say "cargo build --release"
 cargo build --release --quiet
