@@ -4,11 +4,15 @@
 #   usage: bench/volume.sh [WORK_DIR]          (default bench/work, gitignored)
 #   env:   REPS=2  repetitions of each command, run alternately
 #          REGEN=1 rebuild the test tree even when a complete one is there
+#          TREE_DIR=DIR  keep the test tree in DIR instead of WORK_DIR/tree, e.g. on the test
+#                  bed's CephFS (TREE_DIR=$TESTBED_CEPHFS_MOUNT/bench-tree); outputs stay in
+#                  WORK_DIR, so both commands read CephFS and write local disk
 #
 # Makes (once, seeded, so every run sees the same data) a tree of about 1 GiB in about
-# 20,000 files under WORK_DIR/tree: a few files of tens of MB, many small and tiny ones,
-# compressible log-like text and incompressible random data, some symlinks and hard links.
-# Then, with the page cache warmed, times under /usr/bin/time -v, alternately:
+# 20,000 files under WORK_DIR/tree (or TREE_DIR): a few files of tens of MB, many small and
+# tiny ones, compressible log-like text and incompressible random data, some symlinks and hard
+# links. Then, with the page cache warmed (on ceph-fuse only the client's own cache, far
+# smaller than the tree), times under /usr/bin/time -v, alternately:
 #   ours:     target/release/deis-backup backup volume --volume-path TREE --destination file://OUT
 #   tar|zstd: tar -cf - -C TREE . | zstd -3 -T0 > FILE
 # and prints each run's wall time, peak RSS and output size, and the wall-time ratio
@@ -16,7 +20,8 @@
 set -Eeuo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 work=$(mkdir -p "${1:-bench/work}" && cd "${1:-bench/work}" && pwd)
-tree=$work/tree
+tree=${TREE_DIR:-$work/tree}
+mkdir -p "$(dirname "$tree")"
 reps=${REPS:-2}
 generator_version=1
 
@@ -119,7 +124,9 @@ peer() {
 }
 
 [[ ${REGEN:-0} != 1 && $(cat "$tree/.complete" 2>/dev/null) == "$generator_version" ]] || make_tree
-say "tree: $(du -sh --apparent-size "$tree" | cut -f1) in $(find "$tree" -type f | wc -l) files"
+# file bytes from find, not du: a CephFS folder's size is the bytes below it, counted again
+say "tree: $(find "$tree" -type f -printf '%s\n' | awk '{ s += $1 } END { printf "%.0f MiB", s / 1048576 }')" \
+    "in $(find "$tree" -type f | wc -l) files on $(findmnt -n -o FSTYPE -T "$tree") ($tree)"
 
 say "cargo build --release"
 cargo build --release --quiet

@@ -22,7 +22,7 @@ finish() {
         rm -rf --one-file-system "$bed"
     else
         echo "run.sh: FAILED (status $status). Test bed logs: $bed/*.up.log, $bed/etcd/etcd.log," \
-            "$bed/rgw/*.log, $bed/database/*.log" >&2
+            "$bed/rgw/*.log, $bed/cephfs/*.log, $bed/database/*.log" >&2
     fi
     exit "$status"
 }

@@ -1,6 +1,6 @@
 //! Smoke tests for the test bed itself: each real service that the integration tests
 //! lean on (etcd with its v2 and v3 APIs, Ceph radosgw with the gateway and destination
-//! users, the deis-database container) answers the way the product expects.
+//! users, the CephFS mount, the deis-database container) answers the way the product expects.
 //!
 //! They read the `TESTBED_*` variables written by `tests/testbed/up.sh`; run them through
 //! `bash tests/run.sh`, which brings the test bed up and exports those variables.
@@ -195,4 +195,30 @@ async fn database_container_answers_pg_dumpall() {
         dump.contains("-- PostgreSQL database cluster dump complete"),
         "dump lacks its completion line; stderr: {stderr}"
     );
+}
+
+#[test]
+fn cephfs_is_mounted_with_ceph_fuse_and_takes_owners() {
+    use std::os::unix::fs::MetadataExt;
+    let mount = testbed("TESTBED_CEPHFS_MOUNT");
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
+    // fields: id parent dev root MOUNT_POINT options ... - FSTYPE SOURCE ...
+    let fstype = mountinfo
+        .lines()
+        .find(|line| line.split(' ').nth(4) == Some(mount.as_str()))
+        .and_then(|line| line.split(" - ").nth(1))
+        .and_then(|tail| tail.split(' ').next())
+        .unwrap_or_else(|| panic!("{mount} is not a mount point:\n{mountinfo}"));
+    assert!(
+        fstype == "fuse.ceph-fuse" || fstype == "ceph",
+        "{mount} is {fstype}, not CephFS"
+    );
+
+    let file = std::path::Path::new(&mount).join(unique("smoke"));
+    std::fs::write(&file, b"on cephfs").expect("write on the CephFS mount");
+    std::os::unix::fs::chown(&file, Some(4242), Some(4343)).expect("root chowns on CephFS");
+    let meta = std::fs::metadata(&file).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (4242, 4343));
+    assert_eq!(std::fs::read(&file).unwrap(), b"on cephfs");
+    std::fs::remove_file(&file).unwrap();
 }

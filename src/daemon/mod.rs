@@ -5,7 +5,7 @@
 //! etcd the one daemon runs them.
 
 mod defaults;
-mod eligibility;
+pub mod eligibility;
 pub mod leader;
 mod ownership;
 pub mod reload;

@@ -11,14 +11,20 @@ dir=${1:?usage: down.sh DIR [--purge]}
 [[ -d $dir ]] || { tb_log "$dir does not exist: nothing to stop"; exit 0; }
 dir=$(cd "$dir" && pwd -P)
 
+# parts of one line stop one after the other: the CephFS mount before its cluster (a FUSE
+# mount whose cluster is gone hangs whoever touches it); lines side by side
 declare -A job
-for part in database rgw etcd; do
-    "$here/$part-down.sh" "$dir/$part" &
-    job[$part]=$!
+for line in database "cephfs rgw" etcd; do
+    (
+        rc=0
+        for part in $line; do "$here/$part-down.sh" "$dir/$part" || rc=1; done
+        exit $rc
+    ) &
+    job[$line]=$!
 done
 failed=()
-for part in "${!job[@]}"; do
-    wait "${job[$part]}" || failed+=("$part")
+for line in "${!job[@]}"; do
+    wait "${job[$line]}" || failed+=("$line")
 done
 ((${#failed[@]} == 0)) || tb_die "could not stop: ${failed[*]} (see above)"
 rm -f "$dir/env.sh"

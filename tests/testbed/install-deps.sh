@@ -14,6 +14,7 @@ packages=(
     protobuf-compiler libprotobuf-dev                  # etcd-client's build script (protoc + well-known types)
     etcd-server etcd-client                            # etcd 3.4, v2 + v3 APIs
     ceph-mon ceph-osd ceph-mgr radosgw ceph-common     # the store-gateway stand-in
+    ceph-mds ceph-fuse                                 # CephFS, the store-volume stand-in
     curl uuid-runtime iproute2 jq                      # test bed plumbing
     mmdebstrap                                         # deis-database and deis-backup base images
     systemd                                            # systemd-analyze verify of the fleet unit

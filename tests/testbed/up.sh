@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # up.sh - bring the whole test bed up: etcd (v2+v3), Ceph radosgw with the gateway and
-# destination users, and the deis-database container, side by side; then the image of the
+# destination users followed by a CephFS mounted with ceph-fuse on the same cluster, and the
+# deis-database container, side by side; then the image of the
 # deis-controller stand-in (controller-image.sh), which tests run as they need it.
 #
 #   usage: up.sh DIR            tear down with: down.sh DIR
 #
-# Each part lives in its own sub-directory (DIR/etcd, DIR/rgw, DIR/database) with its logs;
+# Each part lives in its own sub-directory (DIR/etcd, DIR/rgw, DIR/cephfs, DIR/database) with
+# its logs;
 # the bring-up output of part P is in DIR/P.up.log. On success DIR/env.sh exports the
 # TESTBED_* variables the tests read; on failure everything started is stopped again.
 set -Eeuo pipefail
@@ -15,24 +17,40 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 dir=${1:?usage: up.sh DIR}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd -P)
-parts=(etcd rgw database)
+parts=(etcd rgw cephfs database)
+# parts of one line come up one after the other (cephfs needs rgw's cluster); lines side by side
+lines=(etcd "rgw cephfs" database)
 rm -f "$dir/env.sh"
+
+# bring_up PART: PART-up.sh, its output in DIR/PART.up.log; it writes DIR/PART/env last
+bring_up() {
+    case $1 in
+    cephfs) "$here/cephfs-up.sh" "$dir/cephfs" "$dir/rgw" ;;
+    *) "$here/$1-up.sh" "$dir/$1" ;;
+    esac >"$dir/$1.up.log" 2>&1
+}
 
 start=$SECONDS
 declare -A job
-for part in "${parts[@]}"; do
-    "$here/$part-up.sh" "$dir/$part" >"$dir/$part.up.log" 2>&1 &
-    job[$part]=$!
+for part in "${parts[@]}"; do rm -f "$dir/$part/env" "$dir/$part.up.log"; done
+for line in "${lines[@]}"; do
+    (for part in $line; do bring_up "$part" || exit 1; done) &
+    job[$line]=$!
 done
+for line in "${lines[@]}"; do wait "${job[$line]}" || true; done
 
 failed=()
 for part in "${parts[@]}"; do
-    wait "${job[$part]}" || failed+=("$part")
+    [[ -f $dir/$part/env ]] || failed+=("$part")
 done
 if ((${#failed[@]})); then
     for part in "${failed[@]}"; do
-        printf -- '--- %s failed; last lines of %s ---\n' "$part" "$dir/$part.up.log" >&2
-        tail -n 40 "$dir/$part.up.log" >&2
+        if [[ -f $dir/$part.up.log ]]; then
+            printf -- '--- %s failed; last lines of %s ---\n' "$part" "$dir/$part.up.log" >&2
+            tail -n 40 "$dir/$part.up.log" >&2
+        else
+            printf -- '--- %s not started (a part it needs failed) ---\n' "$part" >&2
+        fi
     done
     "$here/down.sh" "$dir" >&2 || true
     tb_die "test bed bring-up failed (${failed[*]}); logs under $dir"
