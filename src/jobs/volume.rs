@@ -117,11 +117,9 @@ pub fn write_volume_tar_with<W: Write>(
             scope.spawn(|| queue.work());
         }
         scope.spawn(move || walker.run());
-        let written = archiver.write_items(received);
-        // stopped early or not: release the walker and the pool so the scope can end
-        budget.close();
-        queue.abandon();
-        written
+        // done, failed or panicking: release the walker and the pool so the scope can end
+        let _release = Release(&budget, &queue);
+        archiver.write_items(received)
     });
     written?;
     let out = archiver
@@ -132,6 +130,16 @@ pub fn write_volume_tar_with<W: Write>(
             source,
         })?;
     Ok((out, archiver.outcome))
+}
+
+/// Closes the budget and abandons the pool's queue when dropped.
+struct Release<'a>(&'a Budget, &'a Queue);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+        self.1.abandon();
+    }
 }
 
 struct Archiver<W: Write> {
