@@ -114,7 +114,7 @@ impl Drop for Permit {
 /// What opening (and perhaps reading) a regular file found.
 pub(super) enum Opened {
     /// Read whole; its buffer holds a share of the budget until the writer drops it.
-    Read(ReadFile),
+    Read(Box<ReadFile>),
     /// Open, with its size at open, for the writer to stream.
     Open { file: File, at_open: Metadata },
     /// The path is no longer a regular file.
@@ -187,13 +187,13 @@ fn open_and_read(abs: &std::path::Path, permit: Permit, mut data: Vec<u8>) -> Op
     } else {
         None
     };
-    Opened::Read(ReadFile {
+    Opened::Read(Box::new(ReadFile {
         at_open,
         data,
         end,
         after,
         _permit: permit,
-    })
+    }))
 }
 
 /// Where a worker puts what it found and the writer waits for it.
