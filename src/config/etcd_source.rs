@@ -39,7 +39,7 @@ enum Kind {
 }
 
 /// Every configuration key that etcd may set, with the kind of its value.
-const KEYS: [(&str, Kind); 38] = [
+const KEYS: [(&str, Kind); 39] = [
     ("destination.url", Kind::Text),
     ("destination.endpoint", Kind::OptionalText),
     ("destination.region", Kind::OptionalText),
@@ -53,6 +53,7 @@ const KEYS: [(&str, Kind); 38] = [
     ("gateway.concurrency", Kind::Count),
     ("volume.path", Kind::Text),
     ("volume.require-mount", Kind::Flag),
+    ("volume.read-ahead", Kind::Count),
     ("database.container", Kind::Text),
     ("database.user", Kind::Text),
     ("database.exec-mode", Kind::Choice(&["sudo", "user"])),

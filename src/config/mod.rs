@@ -143,6 +143,9 @@ pub struct VolumeSettings {
     /// Run the volume job only where `path` is a mount point (the fleet unit sets it: a host
     /// without the store volume mounted would back up an empty folder).
     pub require_mount: bool,
+    /// Threads opening and reading files ahead of the archive writer (0: none, every file is
+    /// read on the writer's thread). On CephFS each open is a round trip, so a few overlap.
+    pub read_ahead: u32,
 }
 
 impl Default for VolumeSettings {
@@ -150,6 +153,7 @@ impl Default for VolumeSettings {
         Self {
             path: PathBuf::from("/var/lib/deis/store"),
             require_mount: false,
+            read_ahead: 4,
         }
     }
 }

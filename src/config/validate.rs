@@ -56,6 +56,15 @@ pub fn validate(settings: &Settings) -> Vec<Problem> {
             format!("{} is out of range; expected 1 to 256", gateway.concurrency),
         );
     }
+    if settings.volume.read_ahead > 32 {
+        problem(
+            "volume.read-ahead",
+            format!(
+                "{} is out of range; expected 0 (off) to 32 threads",
+                settings.volume.read_ahead
+            ),
+        );
+    }
     if gateway.buckets.is_empty() {
         problem(
             "gateway.buckets",

@@ -9,17 +9,31 @@
 //! whose read fails midway keeps its entry, padded with zeros, and a warning that its content
 //! is incomplete. A hard link is only ever written to an entry that is in the archive: when
 //! the first path of an inode could not be stored, the next one is tried as a regular file.
+//!
+//! Three parts: the walk (its own thread, [`walk`]), a read-ahead pool that opens files and
+//! reads small ones whole within a byte budget ([`read_ahead`]), and the tar writer here,
+//! which takes the entries strictly in walk order and streams large files itself.
 
 use crate::store::{Warning, WarningKind};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
 use tar::{EntryType, Header, HeaderMode};
 
+mod read_ahead;
+mod walk;
+
+pub use read_ahead::ReadAhead;
+use read_ahead::{Budget, Opened, Queue, ReadEnd, Slot};
+use walk::{Item, Walker};
+
 const COPY_BUFFER: usize = 1 << 20;
+/// Zeros for padding: a shrunken file's missing bytes and the end of each tar entry.
+static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
 
 /// Counters for the manifest.
 #[derive(Debug, Default, Clone, Serialize)]
@@ -58,8 +72,18 @@ pub enum VolumeError {
     },
 }
 
-/// Writes a tar archive of `root` into `out` and returns `out` with what was observed.
+/// Writes a tar archive of `root` into `out` and returns `out` with what was observed, reading
+/// ahead as [`ReadAhead::default`] says.
 pub fn write_volume_tar<W: Write>(root: &Path, out: W) -> Result<(W, VolumeOutcome), VolumeError> {
+    write_volume_tar_with(root, out, ReadAhead::default())
+}
+
+/// [`write_volume_tar`] with the given read-ahead.
+pub fn write_volume_tar_with<W: Write>(
+    root: &Path,
+    out: W,
+    read_ahead: ReadAhead,
+) -> Result<(W, VolumeOutcome), VolumeError> {
     let meta = fs::metadata(root).map_err(|source| VolumeError::Root {
         path: root.into(),
         source,
@@ -77,8 +101,27 @@ pub fn write_volume_tar<W: Write>(root: &Path, out: W) -> Result<(W, VolumeOutco
         links: HashMap::new(),
         buffer: vec![0; COPY_BUFFER],
     };
-    archiver.append_dir(root, Path::new("."), &meta)?;
-    archiver.walk(root)?;
+    archiver.append_dir(Path::new("."), &meta)?;
+    let queue = Queue::default();
+    let budget = Budget::new(read_ahead.budget);
+    let written = std::thread::scope(|scope| {
+        let (items, received) = mpsc::sync_channel(read_ahead.entries.max(1));
+        let pool = (read_ahead.threads > 0).then_some((&queue, &budget));
+        let walker = Walker {
+            root,
+            items,
+            pool,
+            config: read_ahead,
+        };
+        for _ in 0..read_ahead.threads {
+            scope.spawn(|| queue.work());
+        }
+        scope.spawn(move || walker.run());
+        // done, failed or panicking: release the walker and the pool so the scope can end
+        let _release = Release(&budget, &queue);
+        archiver.write_items(received)
+    });
+    written?;
     let out = archiver
         .builder
         .into_inner()
@@ -87,6 +130,16 @@ pub fn write_volume_tar<W: Write>(root: &Path, out: W) -> Result<(W, VolumeOutco
             source,
         })?;
     Ok((out, archiver.outcome))
+}
+
+/// Closes the budget and abandons the pool's queue when dropped.
+struct Release<'a>(&'a Budget, &'a Queue);
+
+impl Drop for Release<'_> {
+    fn drop(&mut self) {
+        self.0.close();
+        self.1.abandon();
+    }
 }
 
 struct Archiver<W: Write> {
@@ -99,74 +152,34 @@ struct Archiver<W: Write> {
 }
 
 impl<W: Write> Archiver<W> {
-    /// Depth-first, children in name order, a folder's entry before its contents.
-    fn walk(&mut self, root: &Path) -> Result<(), VolumeError> {
-        let mut pending: Vec<PathBuf> = self.children(root, Path::new(""));
-        while let Some(rel) = pending.pop() {
-            let abs = root.join(&rel);
-            let meta = match fs::symlink_metadata(&abs) {
-                Ok(meta) => meta,
-                Err(e) => {
-                    self.warn_io(&rel, &e);
-                    continue;
+    /// Writes the walker's entries in the order they come; returns at the first write error,
+    /// dropping `items` (which stops the walker).
+    fn write_items(&mut self, items: mpsc::Receiver<Item>) -> Result<(), VolumeError> {
+        for item in items {
+            match item {
+                Item::Dir { rel, meta } => self.append_dir(&rel, &meta)?,
+                Item::File {
+                    abs,
+                    rel,
+                    meta,
+                    ahead,
+                } => self.append_file(&abs, &rel, &meta, ahead)?,
+                Item::Symlink { rel, meta, target } => match target {
+                    Ok(target) => self.append_symlink(&rel, &meta, &target)?,
+                    Err(e) => self.warn_io(&rel, &e),
+                },
+                Item::Special { rel, what } => {
+                    self.outcome.stats.skipped += 1;
+                    self.warn(
+                        &rel,
+                        WarningKind::SkippedSpecialFile,
+                        format!("{what} not archived"),
+                    );
                 }
-            };
-            let kind = meta.file_type();
-            if kind.is_dir() {
-                self.append_dir(&abs, &rel, &meta)?;
-                pending.extend(self.children(&abs, &rel));
-            } else if kind.is_file() {
-                self.append_file(&abs, &rel, &meta)?;
-            } else if kind.is_symlink() {
-                self.append_symlink(&abs, &rel, &meta)?;
-            } else {
-                let what = if kind.is_socket() {
-                    "socket"
-                } else if kind.is_fifo() {
-                    "FIFO"
-                } else {
-                    "device node"
-                };
-                self.outcome.stats.skipped += 1;
-                self.warn(
-                    &rel,
-                    WarningKind::SkippedSpecialFile,
-                    format!("{what} not archived"),
-                );
+                Item::Warning { rel, kind, detail } => self.warn(&rel, kind, detail),
             }
         }
         Ok(())
-    }
-
-    /// Children of a folder, sorted so that popping from the end visits them in name order.
-    fn children(&mut self, abs: &Path, rel: &Path) -> Vec<PathBuf> {
-        let entries = match fs::read_dir(abs) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.warn_io(rel, &e);
-                return Vec::new();
-            }
-            Err(e) => {
-                let detail = format!("folder cannot be listed: {e}; its contents are not archived");
-                self.warn(rel, WarningKind::Unreadable, detail);
-                return Vec::new();
-            }
-        };
-        let mut names = Vec::new();
-        for entry in entries {
-            match entry {
-                Ok(entry) => names.push(entry.file_name()),
-                Err(e) => {
-                    let detail = format!(
-                        "listing failed midway: {e}; some of its contents are not archived"
-                    );
-                    self.warn(rel, WarningKind::Unreadable, detail);
-                    break;
-                }
-            }
-        }
-        names.sort_unstable_by(|a, b| b.cmp(a));
-        names.into_iter().map(|n| rel.join(n)).collect()
     }
 
     fn header(meta: &Metadata, kind: EntryType) -> Header {
@@ -177,7 +190,7 @@ impl<W: Write> Archiver<W> {
         header
     }
 
-    fn append_dir(&mut self, _abs: &Path, rel: &Path, meta: &Metadata) -> Result<(), VolumeError> {
+    fn append_dir(&mut self, rel: &Path, meta: &Metadata) -> Result<(), VolumeError> {
         let mut header = Self::header(meta, EntryType::Directory);
         self.builder
             .append_data(&mut header, rel, io::empty())
@@ -188,20 +201,13 @@ impl<W: Write> Archiver<W> {
 
     fn append_symlink(
         &mut self,
-        abs: &Path,
         rel: &Path,
         meta: &Metadata,
+        target: &Path,
     ) -> Result<(), VolumeError> {
-        let target = match fs::read_link(abs) {
-            Ok(target) => target,
-            Err(e) => {
-                self.warn_io(rel, &e);
-                return Ok(());
-            }
-        };
         let mut header = Self::header(meta, EntryType::Symlink);
         self.builder
-            .append_link(&mut header, rel, &target)
+            .append_link(&mut header, rel, target)
             .map_err(write_err(rel))?;
         self.outcome.stats.symlinks += 1;
         Ok(())
@@ -228,18 +234,26 @@ impl<W: Write> Archiver<W> {
         Ok(true)
     }
 
-    fn append_file(&mut self, abs: &Path, rel: &Path, meta: &Metadata) -> Result<(), VolumeError> {
+    /// A regular file: a hard link when its inode is archived already, else its content as
+    /// opened (by the read-ahead pool when `ahead`, here otherwise).
+    fn append_file(
+        &mut self,
+        abs: &Path,
+        rel: &Path,
+        meta: &Metadata,
+        ahead: Option<Arc<Slot>>,
+    ) -> Result<(), VolumeError> {
         if meta.nlink() > 1 && self.append_hard_link(rel, meta)? {
             return Ok(());
         }
-        let opened = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(abs)
-            .and_then(|file| file.metadata().map(|meta| (file, meta)));
-        let (file, at_open) = match opened {
-            Ok((file, at_open)) if at_open.is_file() => (file, at_open),
-            Ok(_) => {
+        let opened = match ahead {
+            Some(slot) => slot.take(),
+            None => read_ahead::open_now(abs),
+        };
+        let at_open = match &opened {
+            Opened::Read(read) => read.at_open.clone(),
+            Opened::Open { at_open, .. } => at_open.clone(),
+            Opened::NotAFile => {
                 self.warn(
                     rel,
                     WarningKind::Vanished,
@@ -247,11 +261,11 @@ impl<W: Write> Archiver<W> {
                 );
                 return Ok(());
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.warn_io(rel, &e);
+            Opened::Failed(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.warn_io(rel, e);
                 return Ok(());
             }
-            Err(e) => {
+            Opened::Failed(e) => {
                 let detail = format!("cannot be opened: {e}; not archived");
                 self.warn(rel, WarningKind::Unreadable, detail);
                 return Ok(());
@@ -263,7 +277,14 @@ impl<W: Write> Archiver<W> {
         self.builder
             .append_data(&mut header, rel, io::empty())
             .map_err(write_err(rel))?;
-        let read_ok = self.copy_exactly(file, size, rel, &at_open)?;
+        let read_ok = match opened {
+            Opened::Read(read) => {
+                self.write_content(rel, &read.data, size)?;
+                self.content_done(rel, size, &at_open, read.end, read.after)
+            }
+            Opened::Open { file, .. } => self.copy_exactly(file, size, rel, &at_open)?,
+            Opened::NotAFile | Opened::Failed(_) => unreachable!("handled above"),
+        };
         if at_open.nlink() > 1 {
             // only now is there an entry for later links of this inode to point at
             self.links
@@ -273,7 +294,26 @@ impl<W: Write> Archiver<W> {
         Ok(())
     }
 
-    /// Copies exactly `size` bytes of `file` (zero padding when it ends early or a read
+    /// Writes `data`, zeros up to `size` when it is shorter, and the tar padding.
+    fn write_content(&mut self, rel: &Path, data: &[u8], size: u64) -> Result<(), VolumeError> {
+        self.builder
+            .get_mut()
+            .write_all(data)
+            .map_err(write_err(rel))?;
+        self.write_zeros(rel, size - data.len() as u64 + tar_padding(size))
+    }
+
+    fn write_zeros(&mut self, rel: &Path, mut zeros: u64) -> Result<(), VolumeError> {
+        let out = self.builder.get_mut();
+        while zeros > 0 {
+            let n = zeros.min(ZEROS.len() as u64) as usize;
+            out.write_all(&ZEROS[..n]).map_err(write_err(rel))?;
+            zeros -= n as u64;
+        }
+        Ok(())
+    }
+
+    /// Streams exactly `size` bytes of `file` (zero padding when it ends early or a read
     /// fails), then the tar padding, and records any change seen while reading. Returns
     /// `false` when a read failed (the content is incomplete), `true` otherwise.
     fn copy_exactly(
@@ -283,71 +323,84 @@ impl<W: Write> Archiver<W> {
         rel: &Path,
         at_open: &Metadata,
     ) -> Result<bool, VolumeError> {
-        let mut remaining = size;
-        let mut shortfall: Option<String> = None;
-        while remaining > 0 {
-            let want = remaining.min(self.buffer.len() as u64) as usize;
-            let got = if shortfall.is_some() {
-                self.buffer[..want].fill(0);
-                want
-            } else {
-                match file.read(&mut self.buffer[..want]) {
-                    Ok(0) => {
-                        shortfall =
-                            Some(format!("shrank to {} bytes while read", size - remaining));
-                        continue;
-                    }
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        shortfall =
-                            Some(format!("read failed after {} bytes: {e}", size - remaining));
-                        continue;
-                    }
+        let mut copied = 0;
+        let mut end = None;
+        while copied < size {
+            let want = (size - copied).min(self.buffer.len() as u64) as usize;
+            match file.read(&mut self.buffer[..want]) {
+                Ok(0) => {
+                    end = Some(ReadEnd::Shrank(copied));
+                    break;
                 }
-            };
-            self.builder
-                .get_mut()
-                .write_all(&self.buffer[..got])
-                .map_err(write_err(rel))?;
-            remaining -= got as u64;
-        }
-        let padding = (512 - size % 512) % 512;
-        self.builder
-            .get_mut()
-            .write_all(&[0; 512][..padding as usize])
-            .map_err(write_err(rel))?;
-
-        if let Some(detail) = shortfall {
-            let kind = if detail.starts_with("shrank") {
-                WarningKind::TruncatedDuringRead
-            } else {
-                WarningKind::Unreadable
-            };
-            self.warn(
-                rel,
-                kind,
-                format!(
-                    "{detail}; content incomplete: the rest of its {size} bytes is stored as zeros"
-                ),
-            );
-            return Ok(kind != WarningKind::Unreadable);
-        }
-        self.outcome.stats.bytes_read += size;
-        if let Ok(now) = file.metadata() {
-            if now.len() != size
-                || now.mtime() != at_open.mtime()
-                || now.mtime_nsec() != at_open.mtime_nsec()
-            {
-                let detail = format!(
-                    "changed while read (size {} at open, {} after); stored the {size} bytes present at open",
-                    size,
-                    now.len()
-                );
-                self.warn(rel, WarningKind::ChangedDuringRead, detail);
+                Ok(n) => {
+                    self.builder
+                        .get_mut()
+                        .write_all(&self.buffer[..n])
+                        .map_err(write_err(rel))?;
+                    copied += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    end = Some(ReadEnd::Failed(copied, e));
+                    break;
+                }
             }
         }
-        Ok(true)
+        // the zeros (if it ended early) and the padding
+        self.write_zeros(rel, size - copied + tar_padding(size))?;
+        let after = if end.is_none() {
+            file.metadata().ok()
+        } else {
+            None
+        };
+        Ok(self.content_done(rel, size, at_open, end, after))
+    }
+
+    /// Records how a file's content ended: short (shrank, or a read failed) or changed while
+    /// read. Returns `false` when a read failed (the content is incomplete), `true` otherwise.
+    fn content_done(
+        &mut self,
+        rel: &Path,
+        size: u64,
+        at_open: &Metadata,
+        end: Option<ReadEnd>,
+        after: Option<Metadata>,
+    ) -> bool {
+        let (kind, detail) = match end {
+            Some(ReadEnd::Shrank(got)) => (
+                WarningKind::TruncatedDuringRead,
+                format!("shrank to {got} bytes while read"),
+            ),
+            Some(ReadEnd::Failed(got, e)) => (
+                WarningKind::Unreadable,
+                format!("read failed after {got} bytes: {e}"),
+            ),
+            None => {
+                self.outcome.stats.bytes_read += size;
+                if let Some(now) = after {
+                    if now.len() != size
+                        || now.mtime() != at_open.mtime()
+                        || now.mtime_nsec() != at_open.mtime_nsec()
+                    {
+                        let detail = format!(
+                            "changed while read (size {} at open, {} after); stored the {size} bytes present at open",
+                            size,
+                            now.len()
+                        );
+                        self.warn(rel, WarningKind::ChangedDuringRead, detail);
+                    }
+                }
+                return true;
+            }
+        };
+        self.warn(
+            rel,
+            kind,
+            format!(
+                "{detail}; content incomplete: the rest of its {size} bytes is stored as zeros"
+            ),
+        );
+        kind != WarningKind::Unreadable
     }
 
     fn warn(&mut self, rel: &Path, kind: WarningKind, detail: String) {
@@ -367,6 +420,11 @@ impl<W: Write> Archiver<W> {
         };
         self.warn(rel, kind, e.to_string());
     }
+}
+
+/// Zeros after an entry's content up to the next 512-byte block.
+fn tar_padding(size: u64) -> u64 {
+    (512 - size % 512) % 512
 }
 
 fn write_err(rel: &Path) -> impl FnOnce(io::Error) -> VolumeError + '_ {

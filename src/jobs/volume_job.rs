@@ -21,8 +21,15 @@ impl Job for VolumeJob {
         let root = absolute(&run.settings.volume.path);
         tracing::info!(path = %root.display(), destination = %run.dest.describe(), "Volume backup started.");
         let compressed = run.start_artifact(VOLUME_ARTIFACT)?;
-        let (buffered, outcome) =
-            volume::write_volume_tar(&root, BufWriter::with_capacity(256 << 10, compressed))?;
+        let read_ahead = volume::ReadAhead {
+            threads: run.settings.volume.read_ahead as usize,
+            ..volume::ReadAhead::default()
+        };
+        let (buffered, outcome) = volume::write_volume_tar_with(
+            &root,
+            BufWriter::with_capacity(256 << 10, compressed),
+            read_ahead,
+        )?;
         let compressed = buffered
             .into_inner()
             .map_err(|e| volume::VolumeError::Write {

@@ -2,6 +2,7 @@
 
 use super::*;
 use std::os::unix::fs::symlink;
+use std::path::PathBuf;
 
 fn entries(tar: &[u8]) -> Vec<(String, EntryType, u64)> {
     let mut archive = tar::Archive::new(tar);
@@ -87,11 +88,11 @@ fn a_hard_link_whose_first_path_failed_is_stored_as_a_file() {
     let meta = fs::symlink_metadata(tmp.path().join("b")).unwrap();
     let mut a = archiver();
     // the inode's first path fails to open (here: gone); the next one is stored in full
-    a.append_file(&tmp.path().join("a"), Path::new("a"), &meta)
+    a.append_file(&tmp.path().join("a"), Path::new("a"), &meta, None)
         .unwrap();
-    a.append_file(&tmp.path().join("b"), Path::new("b"), &meta)
+    a.append_file(&tmp.path().join("b"), Path::new("b"), &meta, None)
         .unwrap();
-    a.append_file(&tmp.path().join("c"), Path::new("c"), &meta)
+    a.append_file(&tmp.path().join("c"), Path::new("c"), &meta, None)
         .unwrap();
     let warnings: Vec<_> = a.outcome.warnings.iter().map(|w| &w.path).collect();
     assert_eq!(warnings, ["a"]);
@@ -124,12 +125,13 @@ fn a_read_error_after_open_keeps_the_archive_valid_and_says_so() {
     fs::write(tmp.path().join("after"), b"after").unwrap();
     fs::hard_link(tmp.path().join("after"), tmp.path().join("other")).unwrap();
     let mut a = archiver();
-    a.append_file(sysfs, Path::new("speed"), &meta).unwrap();
+    a.append_file(sysfs, Path::new("speed"), &meta, None)
+        .unwrap();
     // a later hard link to a path whose read failed is warned about too
     let after = fs::symlink_metadata(tmp.path().join("after")).unwrap();
     a.links
         .insert((after.dev(), after.ino()), ("speed".into(), false));
-    a.append_file(&tmp.path().join("after"), Path::new("link"), &after)
+    a.append_file(&tmp.path().join("after"), Path::new("link"), &after, None)
         .unwrap();
     let w = &a.outcome.warnings;
     assert_eq!(w.len(), 2, "{w:?}");
@@ -158,4 +160,163 @@ fn a_read_error_after_open_keeps_the_archive_valid_and_says_so() {
 fn a_missing_root_is_an_error_naming_it() {
     let err = write_volume_tar(Path::new("/no/such/dir"), Vec::new()).unwrap_err();
     assert!(err.to_string().contains("/no/such/dir"));
+}
+
+/// An archive sink that appends a line to each of `growing` on every write, so each of those
+/// files grows between its open (before its header is written) and the end of its content.
+struct GrowingOut {
+    tar: Vec<u8>,
+    growing: Vec<PathBuf>,
+}
+
+impl Write for GrowingOut {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        for path in &self.growing {
+            let mut f = fs::OpenOptions::new().append(true).open(path)?;
+            f.write_all(b"appended while the archive was written\n")?;
+        }
+        self.tar.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn read_ahead_keeps_walk_order_and_the_growing_file_rule() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let config = ReadAhead {
+        threads: 4,
+        budget: 32 << 10,
+        small_file: 8 << 10,
+        entries: 16,
+    };
+    let mut files = Vec::new();
+    let mut large = Vec::new();
+    for d in 0..8 {
+        for f in 0..40 {
+            let rel = PathBuf::from(format!("d{d}/sub{}/f{f:02}.log", f % 3));
+            let abs = root.join(&rel);
+            fs::create_dir_all(abs.parent().unwrap()).unwrap();
+            // every 9th file is larger than `small_file`: opened ahead, streamed by the writer
+            let lines = if f % 9 == 0 {
+                400
+            } else {
+                1 + (d * 40 + f) % 60
+            };
+            let text: String = (0..lines).map(|i| format!("{rel:?} line {i}\n")).collect();
+            fs::write(&abs, &text).unwrap();
+            if f % 9 == 0 {
+                large.push(abs.clone());
+            }
+            files.push((rel, text.len() as u64));
+        }
+    }
+    // every file keeps growing on another thread while the archive is written
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (out, outcome) = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for (rel, _) in &files {
+                    let mut f = fs::OpenOptions::new()
+                        .append(true)
+                        .open(root.join(rel))
+                        .unwrap();
+                    f.write_all(format!("{rel:?} appended\n").as_bytes())
+                        .unwrap();
+                }
+            }
+        });
+        let out = GrowingOut {
+            tar: Vec::new(),
+            growing: large.clone(),
+        };
+        let written = write_volume_tar_with(root, out, config);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        written.unwrap()
+    });
+
+    // walk order: a folder, then its contents, names in order (Path's order by components)
+    let mut expected: Vec<PathBuf> = files.iter().map(|(rel, _)| rel.clone()).collect();
+    for (rel, _) in &files {
+        expected.extend(
+            rel.ancestors()
+                .skip(1)
+                .filter(|a| !a.as_os_str().is_empty())
+                .map(Path::to_path_buf),
+        );
+    }
+    expected.sort();
+    expected.dedup();
+    expected.insert(0, ".".into());
+    let mut archive = tar::Archive::new(&out.tar[..]);
+    let mut names = Vec::new();
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let rel = entry.path().unwrap().into_owned();
+        if entry.header().entry_type() == EntryType::Regular {
+            let mut stored = Vec::new();
+            entry.read_to_end(&mut stored).unwrap();
+            // the growing-file rule: the bytes present at open, never fewer than at the start
+            let now = fs::read(root.join(&rel)).unwrap();
+            let at_start = files.iter().find(|(r, _)| *r == rel).unwrap().1;
+            assert!(stored.len() as u64 >= at_start, "{rel:?} lost bytes");
+            assert_eq!(
+                stored,
+                now[..stored.len()],
+                "{rel:?} is not a prefix of the file"
+            );
+        }
+        names.push(rel);
+    }
+    assert_eq!(names, expected);
+    assert_eq!(outcome.stats.files, files.len() as u64);
+
+    // each large file grew between its open and the end of its content: warned, nothing else
+    let w = &outcome.warnings;
+    assert!(
+        w.iter().all(|w| w.kind == WarningKind::ChangedDuringRead),
+        "{w:?}"
+    );
+    for path in &large {
+        let rel = path.strip_prefix(root).unwrap().display().to_string();
+        assert!(
+            w.iter().any(|w| w.path == rel),
+            "no warning for {rel}: {w:?}"
+        );
+    }
+}
+
+#[test]
+fn read_ahead_off_writes_the_same_entries() {
+    let tmp = tempfile::tempdir().unwrap();
+    for i in 0..50 {
+        let dir = tmp.path().join(format!("d{}", i % 4));
+        fs::create_dir_all(&dir).unwrap();
+        fs::write(dir.join(format!("f{i}")), vec![b'x'; i * 300]).unwrap();
+    }
+    let off = ReadAhead {
+        threads: 0,
+        ..ReadAhead::default()
+    };
+    let (with, _) = write_volume_tar(tmp.path(), Vec::new()).unwrap();
+    let (without, _) = write_volume_tar_with(tmp.path(), Vec::new(), off).unwrap();
+    // (not byte for byte: the headers carry atimes, which the first run's reads may move)
+    assert_eq!(entries(&with), entries(&without));
+    assert_eq!(entries(&with).len(), 55);
+}
+
+#[test]
+fn a_closed_budget_refuses_waiters() {
+    let budget = read_ahead::Budget::new(10);
+    let held = budget.acquire(6).unwrap();
+    std::thread::scope(|scope| {
+        let waiter = scope.spawn(|| budget.acquire(6).is_none());
+        budget.close();
+        assert!(waiter.join().unwrap());
+    });
+    drop(held);
+    assert!(budget.acquire(1).is_none());
 }
