@@ -9,12 +9,12 @@ use deis_backup::config::Settings;
 use deis_backup::daemon::eligibility;
 use deis_backup::runtime::block_on;
 use deis_backup::store::JobKind;
-use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{chown, lchown, symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use support::tree::snapshot_tree;
 use support::*;
 
 /// The test bed's CephFS mount point.
@@ -44,54 +44,6 @@ impl Drop for CephDir {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
     }
-}
-
-/// What restore must give back about one path. A folder's size is left out: CephFS reports
-/// the bytes below it (its recursive statistics), a local disk its own block size.
-#[derive(Debug, PartialEq)]
-struct Entry {
-    kind: &'static str,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    mtime: i64,
-    /// file content, or symlink target
-    content: Vec<u8>,
-}
-
-fn snapshot(root: &Path) -> BTreeMap<String, Entry> {
-    let mut out = BTreeMap::new();
-    let mut todo = vec![root.to_path_buf()];
-    while let Some(path) = todo.pop() {
-        let meta = fs::symlink_metadata(&path).unwrap();
-        let kind = meta.file_type();
-        let (kind, content) = if kind.is_symlink() {
-            let target = fs::read_link(&path).unwrap();
-            ("symlink", target.into_os_string().into_encoded_bytes())
-        } else if kind.is_dir() {
-            todo.extend(fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
-            ("dir", Vec::new())
-        } else {
-            ("file", fs::read(&path).unwrap())
-        };
-        out.insert(
-            path.strip_prefix(root).unwrap().display().to_string(),
-            Entry {
-                kind,
-                // a symlink's mode is always 0777 on Linux, and not restorable
-                mode: if kind == "symlink" {
-                    0
-                } else {
-                    meta.mode() & 0o7777
-                },
-                uid: meta.uid(),
-                gid: meta.gid(),
-                mtime: meta.mtime(),
-                content,
-            },
-        );
-    }
-    out
 }
 
 /// A Deis-store-like tree: logs, nested folders with their own owners and modes, a setgid
@@ -138,7 +90,7 @@ fn build_store(root: &Path) {
     lchown(root.join("logs-absolute"), Some(4321), Some(8765)).unwrap();
 
     // mtimes last, deepest first, so that making children does not move a folder's again
-    let mut rels: Vec<String> = snapshot(root).into_keys().collect();
+    let mut rels: Vec<String> = snapshot_tree(root).into_keys().collect();
     rels.sort_by_key(|rel| {
         std::cmp::Reverse(rel.matches('/').count() + usize::from(!rel.is_empty()))
     });
@@ -167,7 +119,7 @@ fn a_cephfs_tree_comes_back_the_same_on_local_disk_and_on_cephfs() {
     let store = CephDir::new("store");
     let source = store.0.join("store");
     build_store(&source);
-    let before = snapshot(&source);
+    let before = snapshot_tree(&source);
     assert_eq!(before["registry"].mode, 0o2775, "CephFS keeps setgid");
     assert_eq!(
         before["registry/blobs/ab/data"].uid, 1234,
@@ -206,7 +158,7 @@ fn a_cephfs_tree_comes_back_the_same_on_local_disk_and_on_cephfs() {
     // onto local disk
     let local = tmp.path().join("restored");
     restore_volume(&url, &local);
-    assert_eq!(snapshot(&local), before);
+    assert_eq!(snapshot_tree(&local), before);
     let (a, b) = (
         fs::metadata(local.join("registry/blobs/cd/data")).unwrap(),
         fs::metadata(local.join("registry/hard-link")).unwrap(),
@@ -220,7 +172,7 @@ fn a_cephfs_tree_comes_back_the_same_on_local_disk_and_on_cephfs() {
     // back onto CephFS, as a restore onto a new Deis cluster's store-volume does
     let on_ceph = store.0.join("restored");
     restore_volume(&url, &on_ceph);
-    assert_eq!(snapshot(&on_ceph), before);
+    assert_eq!(snapshot_tree(&on_ceph), before);
     let (a, b) = (
         fs::metadata(on_ceph.join("registry/blobs/cd/data")).unwrap(),
         fs::metadata(on_ceph.join("registry/hard-link")).unwrap(),

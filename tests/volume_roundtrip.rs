@@ -3,62 +3,11 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::Path;
+use support::tree::snapshot_tree;
 use support::*;
-
-/// Everything restore must give back about one path.
-#[derive(Debug, PartialEq)]
-struct Snapshot {
-    kind: &'static str,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    mtime: i64,
-    content: Vec<u8>,
-}
-
-fn snapshot_tree(root: &Path) -> BTreeMap<String, Snapshot> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(path) = stack.pop() {
-        let meta = fs::symlink_metadata(&path).unwrap();
-        let rel = path.strip_prefix(root).unwrap().display().to_string();
-        let (kind, content) = if meta.file_type().is_symlink() {
-            (
-                "symlink",
-                fs::read_link(&path)
-                    .unwrap()
-                    .into_os_string()
-                    .into_encoded_bytes(),
-            )
-        } else if meta.is_dir() {
-            stack.extend(fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
-            ("dir", Vec::new())
-        } else {
-            ("file", fs::read(&path).unwrap())
-        };
-        let mode = if kind == "symlink" {
-            0
-        } else {
-            meta.mode() & 0o7777
-        };
-        out.insert(
-            rel,
-            Snapshot {
-                kind,
-                mode,
-                uid: meta.uid(),
-                gid: meta.gid(),
-                mtime: meta.mtime(),
-                content,
-            },
-        );
-    }
-    out
-}
 
 fn set_mtime(path: &Path, secs: i64) {
     let t = filetime::FileTime::from_unix_time(secs, 0);

@@ -5,6 +5,7 @@ pub mod blackhole;
 pub mod cluster;
 pub mod pg_cluster;
 pub mod pg_lock;
+pub mod tree;
 
 use std::fs;
 use std::io::Write;
