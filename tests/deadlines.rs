@@ -185,6 +185,51 @@ fn an_etcd_that_never_answers_fails_in_bounded_time_with_both_apis() {
     }
 }
 
+#[test]
+fn restore_targets_that_never_answer_fail_the_restore_and_its_plan_in_bounded_time() {
+    // sets to restore: a gateway snapshot of a small bucket, an export of a keyspace
+    let bucket = GatewayBucket::with("holewal", [("wal_005/a".to_string(), b"x".to_vec())]);
+    let dest = tempfile::tempdir().unwrap();
+    let direct = gateway(&testbed("TESTBED_S3_ENDPOINT"), &bucket.0, dest.path());
+    timed(&direct, &["backup", "gateway"]).0.assert_ok();
+    let prefix = unique("/hole-restore");
+    let etcd = testbed("TESTBED_ETCD_ENDPOINT");
+    let env = [
+        ("DEIS_BACKUP_DESTINATION__URL", file_url(dest.path())),
+        ("DEIS_BACKUP_ETCD__PREFIX", prefix.clone()),
+    ];
+    let put = std::process::Command::new("curl")
+        .args(["-fsS", "-X", "PUT", "-d", "value=v"])
+        .arg(format!("{etcd}/v2/keys{prefix}/platform/x"))
+        .output()
+        .unwrap();
+    assert!(put.status.success(), "{put:?}");
+    timed(&env, &["backup", "etcd", "--etcd", &etcd])
+        .0
+        .assert_ok();
+
+    // the gateway step lists the target before writing: a black hole there fails in time
+    let hole = BlackHole::start();
+    let at_hole = gateway(&hole.url(), &bucket.0, dest.path());
+    for dry in [true, false] {
+        let mut args = vec!["restore", "latest", "--only", "gateway"];
+        args.extend(dry.then_some("--dry-run"));
+        let (run, took) = timed(&at_hole, &args);
+        assert_failed_naming(&run, took, &hole.url());
+    }
+    // the etcd step reads the target's keys before writing, over either API
+    let hole_url = hole.url();
+    for api in ["v2", "v3"] {
+        for dry in [true, false] {
+            let mut args = vec!["restore", "latest", "--only", "etcd", "--etcd-api", api];
+            args.extend(["--etcd-target", &hole_url]);
+            args.extend(dry.then_some("--dry-run"));
+            let (run, took) = timed(&env, &args);
+            assert_failed_naming(&run, took, "etcd");
+        }
+    }
+}
+
 /// The database tests hold locks in the shared container: one at a time.
 static DATABASE: Mutex<()> = Mutex::new(());
 
