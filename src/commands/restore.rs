@@ -137,8 +137,8 @@ pub fn restore(options: &LoadOptions, args: &RestoreArgs) -> anyhow::Result<Exit
     }
     if !refused.is_empty() {
         eprintln!(
-            "restore: refused for {}: their targets hold other data and nothing was written to \
-             them; look at what is there, then pass --force={} to write over it",
+            "restore: refused for {}: what was refused (named above) was not written; where a \
+             target holds other data, look at what is there, then pass --force={} to write over it",
             names(&refused),
             refused
                 .iter()

@@ -174,6 +174,12 @@ fn collect_objects(
             reason: reason.clone(),
         });
     }
+    if kept.is_empty() {
+        // an empty listing marks nothing and the sweep would take every object: never that
+        report.objects_skipped =
+            Some("no complete gateway set is listed; objects are left alone".into());
+        return Ok(());
+    }
     if let Some(set) = store.gateway_writer()? {
         report.objects_skipped = Some(format!(
             "gateway set {set} is being written; objects are collected by a later prune"

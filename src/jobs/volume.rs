@@ -113,12 +113,13 @@ pub fn write_volume_tar_with<W: Write>(
             pool,
             config: read_ahead,
         };
+        // done, failed or panicking (a thread that cannot be spawned panics too): release the
+        // walker and the pool so the scope can end
+        let _release = Release(&budget, &queue);
         for _ in 0..read_ahead.threads {
             scope.spawn(|| queue.work());
         }
         scope.spawn(move || walker.run());
-        // done, failed or panicking: release the walker and the pool so the scope can end
-        let _release = Release(&budget, &queue);
         archiver.write_items(received)
     });
     written?;

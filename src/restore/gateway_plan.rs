@@ -94,7 +94,8 @@ pub fn plan_bucket<'s>(
             Compared::Unsure => plan.unsure.push(record),
         }
     }
-    plan.extra = listed.len() as u64 - matched;
+    // saturating: a forged snapshot may name a key twice
+    plan.extra = (listed.len() as u64).saturating_sub(matched);
     plan
 }
 

@@ -13,6 +13,8 @@ use super::{JobKind, Manifest, SetRef};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
+/// The most an index may decode to (about 100,000 sets); a bigger one is treated as damaged.
+pub const MAX_INDEX_JSON: u64 = 256 << 20;
 /// The file name of the index in a job's folder. Not a run id, so never taken for a set.
 pub const INDEX_NAME: &str = "index.json.zst";
 
@@ -74,9 +76,20 @@ impl CatalogIndex {
         zstd::encode_all(json.as_slice(), INDEX_ZSTD_LEVEL).expect("zstd encodes in memory")
     }
 
-    /// Parses an index of `job`; the error says why it cannot be used (it is then rebuilt).
+    /// Parses an index of `job`; the error says why it cannot be used (it is then rebuilt). A
+    /// (forged) index that would decode to more than [`MAX_INDEX_JSON`] is refused unread.
     pub fn decode(bytes: &[u8], job: JobKind) -> Result<Self, String> {
-        let json = zstd::decode_all(bytes).map_err(|e| format!("not zstd data: {e}"))?;
+        use std::io::Read;
+        let mut json = Vec::new();
+        zstd::stream::read::Decoder::new(bytes)
+            .and_then(|d| d.take(MAX_INDEX_JSON + 1).read_to_end(&mut json))
+            .map_err(|e| format!("not zstd data: {e}"))?;
+        if json.len() as u64 > MAX_INDEX_JSON {
+            return Err(format!(
+                "it decodes to more than {} MiB",
+                MAX_INDEX_JSON >> 20
+            ));
+        }
         let index: CatalogIndex =
             serde_json::from_slice(&json).map_err(|e| format!("not an index: {e}"))?;
         if index.format_version != INDEX_FORMAT {

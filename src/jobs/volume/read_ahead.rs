@@ -231,6 +231,9 @@ pub(super) struct Job {
     /// thread's malloc arena then holds every buffer, instead of one arena per pool thread
     /// each keeping its own high-water mark.
     buffer: Vec<u8>,
+    /// The slot got its outcome; until then, dropping the job (also while a panic unwinds
+    /// through [`Job::run`]) fills it with a failure, so the writer never waits forever.
+    filled: bool,
 }
 
 impl Job {
@@ -241,6 +244,7 @@ impl Job {
             permit: Some(permit),
             slot,
             buffer,
+            filled: false,
         }
     }
 
@@ -248,15 +252,16 @@ impl Job {
         if let Some(permit) = self.permit.take() {
             let buffer = std::mem::take(&mut self.buffer);
             self.slot.put(open_and_read(&self.abs, permit, buffer));
+            self.filled = true;
         }
     }
 }
 
 impl Drop for Job {
     fn drop(&mut self) {
-        if self.permit.take().is_some() {
+        if !self.filled {
             self.slot.put(Opened::Failed(io::Error::other(
-                "the read-ahead thread stopped before opening it",
+                "the read-ahead thread stopped before reading it",
             )));
         }
     }
