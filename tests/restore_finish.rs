@@ -14,20 +14,11 @@ mod support;
 use deis_backup::config::EtcdApi;
 use deis_backup::etcd::Node;
 use deis_backup::runtime::block_on;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use support::*;
 
 const ALICE_KEY: &str = "ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQC7 alice@laptop";
 const BOB_KEY: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBob bob@desk";
-
-fn docker(args: &[&str]) -> Run {
-    Command::new("docker")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run docker")
-        .into()
-}
 
 /// The controller's database: two users' keys, an app with processes and one without, and a
 /// domain.

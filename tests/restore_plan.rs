@@ -58,15 +58,7 @@ fn restore_latest_restores_what_there_is_in_bring_up_order_and_says_what_is_left
     let store = tmp.path().join("store");
     write(&store.join("a.txt"), b"only a volume was backed up");
     let url = file_url(&tmp.path().join("backups"));
-    run(&[
-        "backup",
-        "volume",
-        "--volume-path",
-        store.to_str().unwrap(),
-        "--destination",
-        &url,
-    ])
-    .assert_ok();
+    backup_volume(&store, &url).assert_ok();
 
     let target = tmp.path().join("restored");
     let out = run(&[

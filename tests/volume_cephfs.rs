@@ -132,14 +132,7 @@ fn a_cephfs_tree_comes_back_the_same_on_local_disk_and_on_cephfs() {
 
     let tmp = tempfile::tempdir().unwrap();
     let url = file_url(&tmp.path().join("backups"));
-    let backup = run(&[
-        "backup",
-        "volume",
-        "--volume-path",
-        source.to_str().unwrap(),
-        "--destination",
-        &url,
-    ]);
+    let backup = backup_volume(&source, &url);
     backup.assert_ok();
     let set = set_dirs(&tmp.path().join("backups"), "volume")
         .pop()
@@ -212,14 +205,7 @@ fn a_cephfs_file_growing_during_the_backup_is_a_warning_and_restores_a_prefix() 
     let tmp = tempfile::tempdir().unwrap();
     let dest = tmp.path().join("backups");
     let url = file_url(&dest);
-    let backup = run(&[
-        "backup",
-        "volume",
-        "--volume-path",
-        store.0.to_str().unwrap(),
-        "--destination",
-        &url,
-    ]);
+    let backup = backup_volume(&store.0, &url);
     stop.store(true, Ordering::Relaxed);
     let appended = appender.join().unwrap();
     backup.assert_ok();

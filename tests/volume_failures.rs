@@ -72,14 +72,7 @@ fn kill_9_mid_backup_leaves_no_set_and_the_next_run_sweeps_it() {
 
     fs::remove_dir_all(&source).unwrap();
     write(&source.join("small.txt"), b"small");
-    let next = run(&[
-        "backup",
-        "volume",
-        "--volume-path",
-        source.to_str().unwrap(),
-        "--destination",
-        &url,
-    ]);
+    let next = backup_volume(&source, &url);
     next.assert_ok();
     assert!(
         next.stderr.contains("Removed an incomplete backup set"),
@@ -110,15 +103,7 @@ fn a_corrupted_artifact_fails_verify_naming_it() {
     let (source, dest) = (tmp.path().join("store"), tmp.path().join("backups"));
     write(&source.join("data.bin"), &random_bytes(3, 1 << 20));
     let url = file_url(&dest);
-    run(&[
-        "backup",
-        "volume",
-        "--volume-path",
-        source.to_str().unwrap(),
-        "--destination",
-        &url,
-    ])
-    .assert_ok();
+    backup_volume(&source, &url).assert_ok();
     let artifact = set_dirs(&dest, "volume")[0].join("store.tar.zst");
     let mut bytes = fs::read(&artifact).unwrap();
     let middle = bytes.len() / 2;
@@ -150,15 +135,7 @@ fn a_truncated_manifest_is_skipped_by_list_with_a_warning() {
     let (source, dest) = (tmp.path().join("store"), tmp.path().join("backups"));
     write(&source.join("a.txt"), b"a");
     let url = file_url(&dest);
-    run(&[
-        "backup",
-        "volume",
-        "--volume-path",
-        source.to_str().unwrap(),
-        "--destination",
-        &url,
-    ])
-    .assert_ok();
+    backup_volume(&source, &url).assert_ok();
     let set = set_dirs(&dest, "volume")[0].clone();
     let manifest = set.join("manifest.json");
     let text = fs::read(&manifest).unwrap();
@@ -204,14 +181,7 @@ fn a_full_destination_fails_the_run_and_leaves_no_files() {
     let _unmount = Unmount(&dest);
     write(&source.join("data.bin"), &random_bytes(9, 4 << 20));
 
-    let backup = run(&[
-        "backup",
-        "volume",
-        "--volume-path",
-        source.to_str().unwrap(),
-        "--destination",
-        &file_url(&dest),
-    ]);
+    let backup = backup_volume(&source, &file_url(&dest));
     assert_eq!(backup.code, 1, "{}", backup.all());
     assert!(
         backup.stderr.contains("No space left on device"),
@@ -257,14 +227,7 @@ fn bad_volume_path_and_unwritable_destination_are_named() {
     let blocker = tmp.path().join("not-a-dir");
     fs::write(&blocker, b"file").unwrap();
     let dest = format!("file://{}/sub", blocker.display());
-    let unwritable = run(&[
-        "backup",
-        "volume",
-        "--volume-path",
-        tmp.path().to_str().unwrap(),
-        "--destination",
-        &dest,
-    ]);
+    let unwritable = backup_volume(tmp.path(), &dest);
     assert_eq!(unwritable.code, 1);
     assert!(
         unwritable.stderr.contains("not writable") && unwritable.stderr.contains("not-a-dir"),
@@ -517,15 +480,7 @@ fn restore_with_force_never_writes_through_symlinks_already_in_the_target() {
     write(&source.join("logs/osd.0.log"), b"log");
     write(&source.join("config"), b"mine");
     let url = file_url(&dest);
-    run(&[
-        "backup",
-        "volume",
-        "--volume-path",
-        source.to_str().unwrap(),
-        "--destination",
-        &url,
-    ])
-    .assert_ok();
+    backup_volume(&source, &url).assert_ok();
     // someone planted symlinks where the archive's folder and file go
     write(&outside.join("victim"), b"victim");
     fs::create_dir_all(&target).unwrap();

@@ -185,14 +185,7 @@ fn a_file_growing_during_the_backup_is_a_warning_not_a_failure() {
         })
     };
     let url = file_url(&dest);
-    let backup = run(&[
-        "backup",
-        "volume",
-        "--volume-path",
-        source.to_str().unwrap(),
-        "--destination",
-        &url,
-    ]);
+    let backup = backup_volume(&source, &url);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     appender.join().unwrap();
     backup.assert_ok();

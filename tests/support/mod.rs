@@ -58,6 +58,28 @@ pub fn run(args: &[&str]) -> Run {
     run_with(&[], args)
 }
 
+/// Runs `docker ARGS...` to completion.
+pub fn docker(args: &[&str]) -> Run {
+    Command::new("docker")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run docker")
+        .into()
+}
+
+/// `deis-backup backup volume` of `source` into the destination `url`.
+pub fn backup_volume(source: &Path, url: &str) -> Run {
+    run(&[
+        "backup",
+        "volume",
+        "--volume-path",
+        source.to_str().unwrap(),
+        "--destination",
+        url,
+    ])
+}
+
 /// Runs `deis-backup ARGS...` to completion with these environment variables (settings).
 pub fn run_with(env: &[(&str, &str)], args: &[&str]) -> Run {
     cli()

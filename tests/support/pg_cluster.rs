@@ -3,19 +3,9 @@
 //! and dumps to compare two clusters with.
 #![allow(dead_code)]
 
-use super::{testbed, unique, wait_until, Run};
+use super::{docker, testbed, unique, wait_until, Run};
 use std::io::Write;
 use std::process::{Command, Stdio};
-
-/// Runs `docker ARGS...` to completion.
-pub fn docker(args: &[&str]) -> Run {
-    Command::new("docker")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run docker")
-        .into()
-}
 
 /// Runs SQL in `container` as postgres through psql's stdin, stopping on the first error.
 pub fn psql(container: &str, db: &str, sql: &str) {

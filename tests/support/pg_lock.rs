@@ -2,19 +2,9 @@
 //! `pg_dumpall` blocks on it without producing a byte: how a dump "stuck on a lock" is made.
 #![allow(dead_code)]
 
-use super::{unique, wait_until, Run};
+use super::{docker, unique, wait_until, Run};
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
-
-/// Runs `docker ARGS...` to completion.
-pub fn docker(args: &[&str]) -> Run {
-    Command::new("docker")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run docker")
-        .into()
-}
 
 /// Runs one SQL command as postgres in `container`; its rows unaligned.
 pub fn sql(container: &str, command: &str) -> Run {
