@@ -21,6 +21,14 @@ pub struct ListedObject {
     pub etag: String,
 }
 
+/// One page of a bucket listing.
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    pub objects: Vec<ListedObject>,
+    /// The marker of the next page; `None` on the last page.
+    pub next: Option<String>,
+}
+
 /// An object being read, with what its response said about it.
 pub struct GatewayObject {
     pub body: ByteStream,
@@ -148,54 +156,69 @@ impl GatewayClient {
         }
     }
 
-    /// Every object of `bucket`, in key order. Uses ListObjects (v1) with a marker: Hammer's
-    /// radosgw predates ListObjectsV2 and would answer it with a v1 page and no continuation
-    /// token, silently stopping at 1,000 keys.
+    /// Every object of `bucket`, in key order (all pages; the restore's comparison uses it).
     pub async fn list_bucket(&self, bucket: &str) -> Result<Vec<ListedObject>, GatewayError> {
         let mut objects = Vec::new();
-        let mut marker: Option<String> = None;
+        let mut marker = None;
         loop {
-            let page = self
-                .sdk()
-                .list_objects()
-                .bucket(bucket)
-                .set_marker(marker.take())
-                .send()
-                .await
-                .map_err(|e| {
-                    if status(&e) == Some(404) {
-                        GatewayError::NoBucket {
-                            endpoint: self.endpoint().to_owned(),
-                            bucket: bucket.into(),
-                        }
-                    } else if matches!(status(&e), Some(401 | 403)) {
-                        GatewayError::Credentials {
-                            endpoint: self.endpoint().to_owned(),
-                            tried: self.signature.to_string(),
-                        }
-                    } else {
-                        self.failed("list", bucket, "", e)
-                    }
-                })?;
-            for o in page.contents() {
-                let Some(key) = o.key() else { continue };
-                objects.push(ListedObject {
-                    key: key.to_owned(),
-                    size: o.size().unwrap_or_default().max(0) as u64,
-                    etag: unquote(o.e_tag().unwrap_or_default()),
-                });
-            }
-            if page.is_truncated() != Some(true) {
-                return Ok(objects);
-            }
-            marker = page
-                .next_marker()
-                .map(str::to_owned)
-                .or_else(|| objects.last().map(|o| o.key.clone()));
-            if marker.is_none() {
-                return Ok(objects);
+            let page = self.list_page(bucket, marker.take()).await?;
+            objects.extend(page.objects);
+            match page.next {
+                Some(next) => marker = Some(next),
+                None => return Ok(objects),
             }
         }
+    }
+
+    /// One page (up to 1,000 objects) of `bucket` in key order, starting after `marker`.
+    /// Uses ListObjects (v1) with a marker: Hammer's radosgw predates ListObjectsV2 and would
+    /// answer it with a v1 page and no continuation token, silently stopping at 1,000 keys.
+    pub async fn list_page(
+        &self,
+        bucket: &str,
+        marker: Option<String>,
+    ) -> Result<ListPage, GatewayError> {
+        let page = self
+            .sdk()
+            .list_objects()
+            .bucket(bucket)
+            .set_marker(marker)
+            .send()
+            .await
+            .map_err(|e| {
+                if status(&e) == Some(404) {
+                    GatewayError::NoBucket {
+                        endpoint: self.endpoint().to_owned(),
+                        bucket: bucket.into(),
+                    }
+                } else if matches!(status(&e), Some(401 | 403)) {
+                    GatewayError::Credentials {
+                        endpoint: self.endpoint().to_owned(),
+                        tried: self.signature.to_string(),
+                    }
+                } else {
+                    self.failed("list", bucket, "", e)
+                }
+            })?;
+        let objects: Vec<ListedObject> = page
+            .contents()
+            .iter()
+            .filter_map(|o| {
+                Some(ListedObject {
+                    key: o.key()?.to_owned(),
+                    size: o.size().unwrap_or_default().max(0) as u64,
+                    etag: unquote(o.e_tag().unwrap_or_default()),
+                })
+            })
+            .collect();
+        let next = if page.is_truncated() == Some(true) {
+            page.next_marker()
+                .map(str::to_owned)
+                .or_else(|| objects.last().map(|o| o.key.clone()))
+        } else {
+            None
+        };
+        Ok(ListPage { objects, next })
     }
 
     /// Starts reading an object; `None` when it does not exist (any more).

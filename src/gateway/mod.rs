@@ -6,7 +6,7 @@
 mod client;
 pub mod sigv2;
 
-pub use client::{GatewayClient, GatewayObject, ListedObject};
+pub use client::{GatewayClient, GatewayObject, ListPage, ListedObject};
 
 use crate::config::Signature;
 

@@ -1,15 +1,19 @@
 //! The `gateway` job: an incremental, history-keeping snapshot of the store-gateway buckets.
 //!
-//! Each run lists every bucket, compares it with the newest complete gateway snapshot (key,
-//! size, ETag), copies only new or changed objects into the destination's shared object store
-//! (in parallel, streamed, content-addressed by sha256), then writes the run's snapshot
-//! artifact and its manifest, last. A run where an object still fails after its retries
-//! writes no manifest and names the keys.
+//! Each run lists every bucket page by page and merges the listing with the newest complete
+//! gateway snapshot, read as a stream (key, size, ETag); it copies only new or changed objects
+//! into the destination's shared object store (in parallel, streamed, content-addressed by
+//! sha256) and writes the run's snapshot artifact as it goes, then its manifest, last. Memory
+//! does not grow with the number of objects. A run where an object still fails after its
+//! retries writes no manifest and names the keys.
 
 mod copy;
+mod merge;
 pub mod referenced;
 pub mod snapshot;
+mod stream;
 mod verify;
+mod writer;
 
 pub use snapshot::{
     read_snapshot, wal_e_base_backups, BucketSnapshot, ObjectRecord, Snapshot, SnapshotError,
@@ -20,10 +24,11 @@ use super::{Backup, Job, JobError, Run};
 use crate::gateway::{GatewayClient, GatewayError};
 use crate::runtime::block_on;
 use crate::store::{list_complete, Destination, JobKind, Manifest, Warning, WarningKind};
-use crate::util::parallel_map;
+use crate::util::{ordered_pipeline, PipelineShape};
 use copy::Copied;
+use merge::{merge, previous_records, Action, Listing};
 use serde::Serialize;
-use snapshot::Action;
+use writer::SnapshotWriter;
 
 /// Failures named in the error message (the manifest-less run logs every one).
 const NAMED_FAILURES: usize = 10;
@@ -99,7 +104,120 @@ impl Job for GatewayJob {
     }
 }
 
-/// Runs one gateway backup into the run's set.
+/// Items of a bucket taken but not yet written to the snapshot, at most: the workers may run
+/// this far ahead of the oldest object still being copied.
+const PIPELINE_WINDOW: usize = 1024;
+
+/// How one listed object ended, on its way from a worker to the snapshot writer.
+enum Outcome {
+    Unchanged(ObjectRecord),
+    Copied {
+        key: String,
+        copied: Copied,
+    },
+    /// A listing page could not be read: the run fails.
+    ListFailed(GatewayError),
+}
+
+/// What a run has gathered beyond its counters.
+#[derive(Default)]
+struct Tally {
+    stats: GatewayStats,
+    warnings: Vec<Warning>,
+    /// The first failures (named in the error) and how many there were.
+    failures: Vec<String>,
+    failed: usize,
+    /// Objects this run found already stored and did not write: referenced, so far, only by
+    /// older snapshots, which a prune may be collecting.
+    reused: Vec<String>,
+}
+
+impl Tally {
+    /// Counts one object's outcome; returns the record the snapshot keeps, if any.
+    fn count(
+        &mut self,
+        bucket: &str,
+        outcome: Outcome,
+    ) -> Result<Option<ObjectRecord>, GatewayError> {
+        let counted = |action: &str| {
+            crate::metrics::metrics()
+                .gateway_objects
+                .with_label_values(&[bucket, action])
+                .inc()
+        };
+        let record = match outcome {
+            Outcome::ListFailed(e) => return Err(e),
+            Outcome::Unchanged(record) => {
+                counted("unchanged");
+                self.stats.unchanged += 1;
+                record
+            }
+            Outcome::Copied {
+                copied:
+                    Copied::Stored {
+                        record,
+                        deduplicated,
+                    },
+                ..
+            } => {
+                counted("copied");
+                self.stats.copied += 1;
+                self.stats.copied_bytes += record.size;
+                self.stats.deduplicated += u64::from(deduplicated);
+                if deduplicated {
+                    self.reused.push(record.sha256.clone());
+                }
+                record
+            }
+            Outcome::Copied {
+                key,
+                copied: Copied::Vanished,
+            } => {
+                self.stats.vanished += 1;
+                self.warnings.push(Warning {
+                    path: format!("{bucket}/{key}"),
+                    kind: WarningKind::Vanished,
+                    detail: "listed, then deleted before it could be read".into(),
+                });
+                return Ok(None);
+            }
+            Outcome::Copied {
+                key,
+                copied: Copied::Failed(reason),
+            } => {
+                counted("failed");
+                self.stats.failed += 1;
+                tracing::error!(bucket = %bucket, key = %key, "An object could not be copied: {reason}");
+                if self.failures.len() < NAMED_FAILURES {
+                    self.failures.push(format!("{bucket}/{key}: {reason}"));
+                }
+                self.failed += 1;
+                return Ok(None);
+            }
+        };
+        self.stats.objects += 1;
+        self.stats.bytes += record.size;
+        Ok(Some(record))
+    }
+
+    /// The run's error if any object failed.
+    fn failed(&self) -> Option<GatewayJobError> {
+        if self.failed == 0 {
+            return None;
+        }
+        let mut named = self.failures.join("; ");
+        if self.failed > self.failures.len() {
+            named.push_str(&format!("; and {} more", self.failed - self.failures.len()));
+        }
+        Some(GatewayJobError::ObjectsFailed {
+            count: self.failed,
+            named,
+        })
+    }
+}
+
+/// Runs one gateway backup into the run's set: each bucket's listing streams, page by page,
+/// through the merge with the previous snapshot and the copy workers into the new snapshot.
 fn run_gateway(run: &mut Run<'_>) -> Result<Backup, JobError> {
     let settings = run.settings;
     let dest = run.dest;
@@ -121,119 +239,76 @@ fn run_gateway(run: &mut Run<'_>) -> Result<Backup, JobError> {
         destination = %dest.describe(),
         "Gateway backup started."
     );
-    let previous = previous_snapshot(dest);
-    let mut stats = GatewayStats {
-        buckets: settings.gateway.buckets.len(),
-        previous: previous
-            .as_ref()
-            .map(|(m, _)| format!("gateway/{}", m.run_id)),
-        signature: gateway.signature().to_string(),
-        ..GatewayStats::default()
+    let previous = previous_manifest(dest);
+    let mut tally = Tally {
+        stats: GatewayStats {
+            buckets: settings.gateway.buckets.len(),
+            previous: previous.as_ref().map(|m| format!("gateway/{}", m.run_id)),
+            signature: gateway.signature().to_string(),
+            ..GatewayStats::default()
+        },
+        ..Tally::default()
     };
 
-    // listings first: a bucket that cannot be listed fails the run before anything is written
-    let mut plans = Vec::new();
+    // the first page of every bucket before anything is written: a bucket that cannot be
+    // listed fails the run here
+    let mut first_pages = Vec::new();
     for bucket in &settings.gateway.buckets {
-        let listed = block_on(gateway.list_bucket(bucket)).map_err(GatewayJobError::from)?;
-        let prev = previous.as_ref().and_then(|(_, s)| s.bucket(bucket));
-        plans.push((bucket.clone(), snapshot::plan(listed, prev)));
+        first_pages.push(block_on(gateway.list_page(bucket, None)).map_err(GatewayJobError::from)?);
     }
 
-    run.begin()?;
     let cancel = run.cancel().clone();
-    let mut snapshot = Snapshot {
-        format_version: snapshot::SNAPSHOT_FORMAT,
-        buckets: Vec::new(),
+    let write_failed = |e| JobError::from(GatewayJobError::WriteSnapshot(e));
+    let mut snapshot =
+        SnapshotWriter::new(run.start_artifact(SNAPSHOT_ARTIFACT)?).map_err(write_failed)?;
+    let shape = PipelineShape {
+        workers: settings.gateway.concurrency.max(1) as usize,
+        window: PIPELINE_WINDOW,
     };
-    let mut warnings = Vec::new();
-    let mut failures = Vec::new();
-    // objects this run found already stored and did not write: referenced, so far, only by
-    // older snapshots, which a prune may be collecting
-    let mut reused = Vec::new();
-    let workers = settings.gateway.concurrency.max(1) as usize;
-    for (bucket, actions) in plans {
-        let results = parallel_map(actions, workers, |action| match action {
-            Action::Unchanged(record) => (record.key.clone(), None, Some(record)),
-            Action::Copy(listed) if cancel.is_cancelled() => {
-                let reason = cancel.reason().unwrap_or_default();
-                (listed.key, Some(Copied::Failed(reason)), None)
-            }
-            Action::Copy(listed) => {
-                let copied = copy::copy_object(&gateway, store, &set, &bucket, &listed);
-                (listed.key, Some(copied), None)
-            }
-        });
-        let mut objects = Vec::with_capacity(results.len());
-        let counted = |action: &str| {
-            crate::metrics::metrics()
-                .gateway_objects
-                .with_label_values(&[bucket.as_str(), action])
-                .inc()
-        };
-        for (key, copied, unchanged) in results {
-            match &copied {
-                None => counted("unchanged"),
-                Some(Copied::Stored { .. }) => counted("copied"),
-                Some(Copied::Failed(_)) => counted("failed"),
-                Some(Copied::Vanished) => {}
-            }
-            match copied {
-                None => {
-                    stats.unchanged += 1;
-                    objects.extend(unchanged);
+    for (bucket, first) in settings.gateway.buckets.iter().zip(first_pages) {
+        snapshot.begin_bucket(bucket).map_err(write_failed)?;
+        std::thread::scope(|scope| {
+            let previous = previous
+                .as_ref()
+                .map(|manifest| previous_records(scope, dest, manifest, bucket));
+            let listing = Listing::new(first, |marker| {
+                block_on(gateway.list_page(bucket, Some(marker)))
+            });
+            let actions = merge(listing, previous.into_iter().flatten());
+            let work = |action| match action {
+                Err(e) => Outcome::ListFailed(e),
+                Ok(Action::Unchanged(record)) => Outcome::Unchanged(record),
+                Ok(Action::Copy(listed)) => Outcome::Copied {
+                    copied: match cancel.reason() {
+                        Some(reason) => Copied::Failed(reason),
+                        None => copy::copy_object(&gateway, store, &set, bucket, &listed),
+                    },
+                    key: listed.key,
+                },
+            };
+            ordered_pipeline(actions, shape, work, |outcome| {
+                if let Some(reason) = cancel.reason() {
+                    return Err(JobError::Cancelled(reason));
                 }
-                Some(Copied::Stored {
-                    record,
-                    deduplicated,
-                }) => {
-                    stats.copied += 1;
-                    stats.copied_bytes += record.size;
-                    stats.deduplicated += u64::from(deduplicated);
-                    if deduplicated {
-                        reused.push(record.sha256.clone());
-                    }
-                    objects.push(record);
+                match tally
+                    .count(bucket, outcome)
+                    .map_err(GatewayJobError::from)?
+                {
+                    Some(record) => snapshot.record(&record).map_err(write_failed),
+                    None => Ok(()),
                 }
-                Some(Copied::Vanished) => {
-                    stats.vanished += 1;
-                    warnings.push(Warning {
-                        path: format!("{bucket}/{key}"),
-                        kind: WarningKind::Vanished,
-                        detail: "listed, then deleted before it could be read".into(),
-                    });
-                }
-                Some(Copied::Failed(reason)) => {
-                    stats.failed += 1;
-                    tracing::error!(bucket = %bucket, key = %key, "An object could not be copied: {reason}");
-                    failures.push(format!("{bucket}/{key}: {reason}"));
-                }
-            }
-        }
-        stats.objects += objects.len() as u64;
-        stats.bytes += objects.iter().map(|o| o.size).sum::<u64>();
-        snapshot.buckets.push(BucketSnapshot {
-            name: bucket,
-            objects,
-        });
+            })
+        })?;
     }
-    if !failures.is_empty() {
-        let mut named = failures[..failures.len().min(NAMED_FAILURES)].join("; ");
-        if failures.len() > NAMED_FAILURES {
-            named.push_str(&format!("; and {} more", failures.len() - NAMED_FAILURES));
-        }
-        return Err(GatewayJobError::ObjectsFailed {
-            count: failures.len(),
-            named,
-        }
-        .into());
+    if let Some(failed) = tally.failed() {
+        return Err(failed.into());
     }
 
-    check_reused(store, &reused)?;
+    check_reused(store, &tally.reused)?;
     run.check_cancelled()?;
-    let mut compressed = run.start_artifact(SNAPSHOT_ARTIFACT)?;
-    serde_json::to_writer(&mut compressed, &snapshot)
-        .map_err(|e| GatewayJobError::WriteSnapshot(e.into()))?;
-    let artifact = compressed
+    let artifact = snapshot
+        .finish()
+        .map_err(write_failed)?
         .finish("json")
         .map_err(|source| JobError::Finish {
             artifact: SNAPSHOT_ARTIFACT,
@@ -246,6 +321,7 @@ fn run_gateway(run: &mut Run<'_>) -> Result<Backup, JobError> {
         "signature": gateway.signature().as_str(),
         "buckets": settings.gateway.buckets,
     });
+    let stats = &tally.stats;
     tracing::info!(
         objects = stats.objects,
         copied = stats.copied,
@@ -257,8 +333,8 @@ fn run_gateway(run: &mut Run<'_>) -> Result<Backup, JobError> {
     Ok(Backup {
         source,
         artifacts: vec![artifact],
-        warnings,
-        stats: serde_json::to_value(&stats).expect("stats serialize"),
+        warnings: tally.warnings,
+        stats: serde_json::to_value(stats).expect("stats serialize"),
     })
 }
 
@@ -281,8 +357,9 @@ fn check_reused(store: &dyn crate::store::ObjectStore, reused: &[String]) -> Res
     .into())
 }
 
-/// The newest complete gateway snapshot, if one can be read (else every object is copied).
-fn previous_snapshot(dest: &dyn Destination) -> Option<(Manifest, Snapshot)> {
+/// The manifest of the newest complete gateway snapshot, if the sets can be listed (else
+/// every object is copied).
+fn previous_manifest(dest: &dyn Destination) -> Option<Manifest> {
     let listing = match list_complete(dest, Some(JobKind::Gateway)) {
         Ok(listing) => listing,
         Err(e) => {
@@ -291,16 +368,8 @@ fn previous_snapshot(dest: &dyn Destination) -> Option<(Manifest, Snapshot)> {
         }
     };
     // newest by start time: run ids order runs only to the second
-    let manifest = listing
+    listing
         .complete
-        .iter()
-        .max_by_key(|m| (m.started_at, m.run_id.clone()))?
-        .clone();
-    match read_snapshot(dest, &manifest) {
-        Ok(snapshot) => Some((manifest, snapshot)),
-        Err(e) => {
-            tracing::warn!("Cannot read the previous gateway snapshot; copying every object: {e}");
-            None
-        }
-    }
+        .into_iter()
+        .max_by_key(|m| (m.started_at, m.run_id.clone()))
 }

@@ -2,12 +2,12 @@
 //! snapshot references, read by streaming the snapshot (no snapshot is held in memory; the
 //! mark set is bounded by the number of distinct objects).
 
-use super::snapshot::{SnapshotError, SNAPSHOT_FORMAT};
+use super::snapshot::SnapshotError;
+use super::stream::{visit_snapshot, RecordVisitor};
 use crate::store::{sha256_bytes, Destination, Manifest};
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::collections::HashSet;
-use std::fmt;
+use std::io::Read;
 
 /// Object addresses (sha256 bytes) referenced by the snapshots read so far.
 pub type MarkSet = HashSet<[u8; 32]>;
@@ -20,83 +20,10 @@ pub fn mark_snapshot(
     marks: &mut MarkSet,
 ) -> Result<u64, SnapshotError> {
     let (reader, set) = super::snapshot::open_snapshot(dest, manifest)?;
-    let format = |detail: String| SnapshotError::Format {
-        set: set.clone(),
-        detail,
-    };
-    let mut json = serde_json::Deserializer::from_reader(reader);
-    let mut records = 0;
-    let version = SnapshotSeed {
-        marks,
-        records: &mut records,
-    }
-    .deserialize(&mut json)
-    .map_err(|e| format(e.to_string()))?;
-    json.end().map_err(|e| format(e.to_string()))?;
-    if version > SNAPSHOT_FORMAT {
-        return Err(format(format!(
-            "format {version} is newer than {SNAPSHOT_FORMAT}"
-        )));
-    }
-    Ok(records)
-}
-
-/// The parts of a snapshot the mark needs, visited as they stream by.
-struct SnapshotSeed<'a> {
-    marks: &'a mut MarkSet,
-    records: &'a mut u64,
-}
-
-impl<'de> DeserializeSeed<'de> for SnapshotSeed<'_> {
-    /// The snapshot's format version.
-    type Value = u32;
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<u32, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for SnapshotSeed<'_> {
-    type Value = u32;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a gateway snapshot")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u32, A::Error> {
-        let (mut version, mut buckets) = (None, false);
-        while let Some(key) = map.next_key::<String>()? {
-            match key.as_str() {
-                "format_version" => version = Some(map.next_value()?),
-                "buckets" => {
-                    map.next_value_seed(Each {
-                        marks: &mut *self.marks,
-                        records: &mut *self.records,
-                        item: Item::Bucket,
-                    })?;
-                    buckets = true;
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        if !buckets {
-            return Err(de::Error::missing_field("buckets"));
-        }
-        version.ok_or_else(|| de::Error::missing_field("format_version"))
-    }
-}
-
-/// What a sequence holds: buckets, or the object records of one bucket.
-#[derive(Clone, Copy)]
-enum Item {
-    Bucket,
-    Record,
-}
-
-/// A sequence of buckets or records, each visited and dropped.
-struct Each<'a> {
-    marks: &'a mut MarkSet,
-    records: &'a mut u64,
-    item: Item,
+    mark_records(reader, marks).map_err(|e| SnapshotError::Format {
+        set,
+        detail: e.to_string(),
+    })
 }
 
 /// An object record as far as the mark cares.
@@ -105,80 +32,29 @@ struct RecordAddress {
     sha256: String,
 }
 
-impl<'de> DeserializeSeed<'de> for Each<'_> {
-    type Value = ();
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Each<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a list of buckets or object records")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        match self.item {
-            Item::Bucket => {
-                while seq
-                    .next_element_seed(BucketSeed(&mut *self.marks, &mut *self.records))?
-                    .is_some()
-                {}
-            }
-            Item::Record => {
-                while let Some(record) = seq.next_element::<RecordAddress>()? {
-                    let address = sha256_bytes(&record.sha256).ok_or_else(|| {
-                        de::Error::custom(format!("{:?} is not a sha256", record.sha256))
-                    })?;
-                    self.marks.insert(address);
-                    *self.records += 1;
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// One bucket: its `objects` are marked, the rest skipped.
-struct BucketSeed<'a>(&'a mut MarkSet, &'a mut u64);
-
-impl<'de> DeserializeSeed<'de> for BucketSeed<'_> {
-    type Value = ();
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for BucketSeed<'_> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a bucket of a gateway snapshot")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut objects = false;
-        while let Some(key) = map.next_key::<String>()? {
-            if key == "objects" {
-                map.next_value_seed(Each {
-                    marks: &mut *self.0,
-                    records: &mut *self.1,
-                    item: Item::Record,
-                })?;
-                objects = true;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        if objects {
-            Ok(())
-        } else {
-            Err(de::Error::missing_field("objects"))
-        }
-    }
+/// Marks the address of every record of the snapshot JSON `json`; returns how many were read.
+fn mark_records(json: impl Read, marks: &mut MarkSet) -> Result<u64, serde_json::Error> {
+    let mut records = 0;
+    visit_snapshot(
+        json,
+        RecordVisitor {
+            wants: &|_: &str| true,
+            record: &mut |_: &str, record: RecordAddress| {
+                let address = sha256_bytes(&record.sha256)
+                    .ok_or_else(|| format!("{:?} is not a sha256", record.sha256))?;
+                marks.insert(address);
+                records += 1;
+                Ok(())
+            },
+        },
+    )?;
+    Ok(records)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jobs::gateway::snapshot::SNAPSHOT_FORMAT;
     use crate::jobs::gateway::{BucketSnapshot, ObjectRecord, Snapshot};
     use std::collections::BTreeMap;
 
@@ -194,17 +70,10 @@ mod tests {
         }
     }
 
-    fn marks_of(json: &[u8]) -> Result<(u32, MarkSet, u64), serde_json::Error> {
+    fn marks_of(json: &[u8]) -> Result<(MarkSet, u64), serde_json::Error> {
         let mut marks = MarkSet::new();
-        let mut records = 0;
-        let mut de = serde_json::Deserializer::from_slice(json);
-        let version = SnapshotSeed {
-            marks: &mut marks,
-            records: &mut records,
-        }
-        .deserialize(&mut de)?;
-        de.end()?;
-        Ok((version, marks, records))
+        let records = mark_records(json, &mut marks)?;
+        Ok((marks, records))
     }
 
     #[test]
@@ -228,8 +97,8 @@ mod tests {
             ],
         };
         let json = serde_json::to_vec(&snapshot).unwrap();
-        let (version, marks, records) = marks_of(&json).unwrap();
-        assert_eq!((version, records), (SNAPSHOT_FORMAT, 3));
+        let (marks, records) = marks_of(&json).unwrap();
+        assert_eq!(records, 3);
         assert_eq!(marks, MarkSet::from([[0xaa; 32], [0x0b; 32]]));
     }
 

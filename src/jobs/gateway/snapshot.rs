@@ -1,11 +1,9 @@
 //! The snapshot artifact of a gateway set (`snapshot.json.zst`): per bucket, every object's
-//! key, size, ETag, sha256, content type, user metadata and address in the object store; and
-//! the pure rule that compares a bucket listing with the previous snapshot.
+//! key, size, ETag, sha256, content type, user metadata and address in the object store.
 
-use crate::gateway::ListedObject;
 use crate::store::{Destination, Manifest, SetRef, StoreError};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io;
 
 /// The artifact name of a gateway snapshot.
@@ -58,31 +56,6 @@ impl Snapshot {
             .flat_map(|b| &b.objects)
             .fold((0, 0), |(n, bytes), o| (n + 1, bytes + o.size))
     }
-}
-
-/// What to do with one listed object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
-    /// Same key, size and ETag as in the previous snapshot: carry its record over, read nothing.
-    Unchanged(ObjectRecord),
-    /// New or changed: read it and store its bytes.
-    Copy(ListedObject),
-}
-
-/// Compares a bucket listing with the bucket in the previous snapshot (key, size, ETag).
-pub fn plan(listed: Vec<ListedObject>, previous: Option<&BucketSnapshot>) -> Vec<Action> {
-    let known: HashMap<&str, &ObjectRecord> = previous
-        .map(|b| b.objects.iter().map(|o| (o.key.as_str(), o)).collect())
-        .unwrap_or_default();
-    listed
-        .into_iter()
-        .map(|l| match known.get(l.key.as_str()) {
-            Some(prev) if prev.size == l.size && prev.etag == l.etag => {
-                Action::Unchanged((*prev).clone())
-            }
-            _ => Action::Copy(l),
-        })
-        .collect()
 }
 
 /// Why a snapshot artifact could not be read.
@@ -175,14 +148,6 @@ pub fn read_snapshot(
 mod tests {
     use super::*;
 
-    fn listed(key: &str, size: u64, etag: &str) -> ListedObject {
-        ListedObject {
-            key: key.into(),
-            size,
-            etag: etag.into(),
-        }
-    }
-
     fn record(key: &str, size: u64, etag: &str) -> ObjectRecord {
         ObjectRecord {
             key: key.into(),
@@ -193,40 +158,6 @@ mod tests {
             metadata: BTreeMap::from([("k".into(), "v".into())]),
             location: crate::store::object_path(&"ab".repeat(32)),
         }
-    }
-
-    #[test]
-    fn only_new_or_changed_objects_are_copied() {
-        let previous = BucketSnapshot {
-            name: "db_wal".into(),
-            objects: vec![
-                record("same", 3, "e1"),
-                record("resized", 3, "e2"),
-                record("rewritten", 3, "e3"),
-                record("deleted", 3, "e4"),
-            ],
-        };
-        let actions = plan(
-            vec![
-                listed("same", 3, "e1"),
-                listed("resized", 4, "e2"),
-                listed("rewritten", 3, "e3-other"),
-                listed("new", 1, "e5"),
-            ],
-            Some(&previous),
-        );
-        assert_eq!(
-            actions,
-            vec![
-                Action::Unchanged(record("same", 3, "e1")),
-                Action::Copy(listed("resized", 4, "e2")),
-                Action::Copy(listed("rewritten", 3, "e3-other")),
-                Action::Copy(listed("new", 1, "e5")),
-            ]
-        );
-        assert!(plan(vec![listed("a", 0, "x")], None)
-            .iter()
-            .all(|a| matches!(a, Action::Copy(_))));
     }
 
     #[test]
