@@ -339,6 +339,7 @@ fn an_s3_index_is_rebuilt_from_the_manifests_and_never_lists_a_deleted_set() {
             secret_key: Some(deis_backup::config::Secret::new(testbed(
                 "TESTBED_DEST_SECRET_KEY",
             ))),
+            ..deis_backup::config::DestinationSettings::default()
         },
         ..deis_backup::config::Settings::default()
     };

@@ -64,6 +64,7 @@ impl Place {
                     region: None,
                     access_key: Some(Secret::new(access.clone())),
                     secret_key: Some(Secret::new(secret.clone())),
+                    ..DestinationSettings::default()
                 },
                 ..Settings::default()
             },

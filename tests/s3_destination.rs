@@ -261,6 +261,7 @@ fn settings(bucket: &str, prefix: &str) -> Settings {
             region: None,
             access_key: Some(Secret::new(testbed("TESTBED_DEST_ACCESS_KEY"))),
             secret_key: Some(Secret::new(testbed("TESTBED_DEST_SECRET_KEY"))),
+            ..DestinationSettings::default()
         },
         ..Settings::default()
     }

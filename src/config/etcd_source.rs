@@ -34,17 +34,20 @@ enum Kind {
     Choice(&'static [&'static str]),
     /// `"90s"`, `"6h"`, or seconds.
     Duration,
+    /// `"5GiB"`, `"64MiB"`, or bytes.
+    Size,
     /// `true` or `false`.
     Flag,
 }
 
 /// Every configuration key that etcd may set, with the kind of its value.
-const KEYS: [(&str, Kind); 39] = [
+const KEYS: [(&str, Kind); 40] = [
     ("destination.url", Kind::Text),
     ("destination.endpoint", Kind::OptionalText),
     ("destination.region", Kind::OptionalText),
     ("destination.access-key", Kind::Secret),
     ("destination.secret-key", Kind::Secret),
+    ("destination.copy-limit", Kind::Size),
     ("gateway.endpoint", Kind::OptionalText),
     ("gateway.access-key", Kind::Secret),
     ("gateway.secret-key", Kind::Secret),
@@ -368,6 +371,10 @@ fn convert(kind: Kind, raw: &[u8]) -> Result<Option<toml::Value>, String> {
         Kind::Duration => {
             let d = super::ConfigDuration::parse(text)?;
             toml::Value::String(d.to_string())
+        }
+        Kind::Size => {
+            let size = super::ConfigSize::parse(text)?;
+            toml::Value::String(size.to_string())
         }
         Kind::Choice(choices) => {
             if !choices.contains(&text) {

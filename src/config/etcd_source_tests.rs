@@ -42,6 +42,7 @@ fn our_keys_map_with_their_types() {
             ("/deis/backup/destination/secretKey", b" s3cr3t "),
             ("/deis/backup/destination/region", b""),
             ("/deis/backup/database/execMode", b"user"),
+            ("/deis/backup/destination/copyLimit", b"5242880"),
             (
                 "/deis/backup/restore/controllerContainer",
                 b"deis-controller-2",
@@ -62,6 +63,10 @@ fn our_keys_map_with_their_types() {
         "secrets are taken as they are"
     );
     assert!(layer.get("destination.region").is_none(), "empty = unset");
+    assert_eq!(
+        value(&layer, "destination.copy-limit").as_str(),
+        Some("5MiB")
+    );
     assert!(layer.warnings.is_empty());
     let table = layer.to_table();
     assert_eq!(table["database"]["exec-mode"].as_str(), Some("user"));

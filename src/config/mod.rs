@@ -8,6 +8,7 @@ mod duration;
 mod etcd_source;
 mod load;
 mod secret;
+mod size;
 mod sources;
 mod validate;
 
@@ -19,6 +20,7 @@ pub use etcd_source::{
 };
 pub use load::{etcd_endpoints, load, load_unvalidated, ConfigError, LoadOptions, ENV_PREFIX};
 pub use secret::{is_secret_key, Secret, REDACTED};
+pub use size::ConfigSize;
 pub use sources::{Source, Sources};
 pub use validate::{validate, Problem};
 
@@ -86,7 +88,16 @@ pub struct DestinationSettings {
     pub region: Option<String>,
     pub access_key: Option<Secret>,
     pub secret_key: Option<Secret>,
+    /// S3 only: gateway objects up to this size reach their address with one server-side
+    /// CopyObject; larger ones with a multipart copy (UploadPartCopy ranges of this size).
+    /// S3 allows 5 MiB to 5 GiB; lowered in tests to exercise the multipart copy.
+    pub copy_limit: ConfigSize,
 }
+
+/// S3's largest CopyObject and largest part: the default and the ceiling of `copy-limit`.
+pub const MAX_COPY_LIMIT: u64 = 5 << 30;
+/// S3's smallest part (except the last): the floor of `copy-limit`.
+pub const MIN_COPY_LIMIT: u64 = 5 << 20;
 
 impl Default for DestinationSettings {
     fn default() -> Self {
@@ -96,6 +107,7 @@ impl Default for DestinationSettings {
             region: None,
             access_key: None,
             secret_key: None,
+            copy_limit: ConfigSize::bytes(MAX_COPY_LIMIT),
         }
     }
 }

@@ -43,6 +43,13 @@ pub fn validate(settings: &Settings) -> Vec<Problem> {
             }
         }
     }
+    let copy_limit = settings.destination.copy_limit;
+    if !(super::MIN_COPY_LIMIT..=super::MAX_COPY_LIMIT).contains(&copy_limit.get()) {
+        problem(
+            "destination.copy-limit",
+            format!("{copy_limit} is out of range; expected 5MiB to 5GiB (S3's part sizes)"),
+        );
+    }
     for (i, endpoint) in settings.etcd.endpoints.iter().enumerate() {
         if let Err(e) = check_http_url(endpoint) {
             problem(&format!("etcd.endpoints[{i}]"), e);
@@ -245,6 +252,25 @@ mod tests {
     }
 
     #[test]
+    fn copy_limit_is_bounded_by_s3_part_sizes() {
+        let mut s = Settings::default();
+        for (bytes, ok) in [
+            (5 << 20, true),
+            (5 << 30, true),
+            ((5 << 20) - 1, false),
+            ((5 << 30) + 1, false),
+        ] {
+            s.destination.copy_limit = super::super::ConfigSize::bytes(bytes);
+            let problems = validate(&s);
+            assert_eq!(problems.is_empty(), ok, "{bytes}: {problems:?}");
+            if let Some(p) = problems.first() {
+                assert_eq!(p.key, "destination.copy-limit");
+                assert!(p.message.contains("expected 5MiB to 5GiB"), "{p}");
+            }
+        }
+    }
+
+    #[test]
     fn defaults_are_valid() {
         assert_eq!(validate(&Settings::default()), vec![]);
     }
@@ -270,6 +296,7 @@ mod tests {
     fn every_problem_names_its_key() {
         let mut s = Settings::default();
         s.destination.url = "ftp://x".into();
+        s.destination.copy_limit = super::super::ConfigSize::bytes(6 << 30);
         s.schedule.volume = "nope * * * *".into();
         s.compression.level = 40;
         s.gateway.concurrency = 0;
@@ -283,6 +310,7 @@ mod tests {
             keys,
             [
                 "destination.url",
+                "destination.copy-limit",
                 "etcd.endpoints[0]",
                 "gateway.concurrency",
                 "gateway.buckets",

@@ -342,27 +342,81 @@ impl Bucket {
         }
     }
 
-    /// Server-side copy of `from` to `to` in this bucket (CopyObject: up to 5 GiB).
-    pub async fn copy(&self, from: &str, to: &str) -> Result<(), S3Error> {
+    /// `bucket/key` of `from` in this bucket, percent-encoded as `x-amz-copy-source` wants.
+    fn copy_source(&self, from: &str) -> String {
         const KEEP: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
             .remove(b'/')
             .remove(b'-')
             .remove(b'_')
             .remove(b'.')
             .remove(b'~');
-        let source = format!(
+        format!(
             "{}/{}",
             self.name,
             percent_encoding::utf8_percent_encode(from, KEEP)
-        );
+        )
+    }
+
+    /// Server-side copy of `from` (`size` bytes) to `to` in this bucket (CopyObject: up to
+    /// 5 GiB). The server answers once it has copied, so the attempt may take as long as an
+    /// upload of `size` bytes.
+    pub async fn copy(&self, from: &str, to: &str, size: u64) -> Result<(), S3Error> {
         self.sdk()
             .copy_object()
             .bucket(&*self.name)
             .key(to)
-            .copy_source(source)
+            .copy_source(self.copy_source(from))
+            .customize()
+            .config_override(self.s3.upload_override(size as usize))
             .send()
             .await
             .map_err(|e| self.failed("copy into", to, e))?;
         Ok(())
+    }
+
+    /// Server-side copy of bytes `range` (inclusive) of `from` into part `part_number` of the
+    /// multipart upload `upload_id` of `to` (UploadPartCopy, up to 5 GiB), with the deadline
+    /// of an upload of that many bytes.
+    pub async fn copy_part(
+        &self,
+        from: &str,
+        to: &str,
+        upload_id: &str,
+        part_number: i32,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<CompletedPart, S3Error> {
+        let len = range.end() - range.start() + 1;
+        let out = self
+            .sdk()
+            .upload_part_copy()
+            .bucket(&*self.name)
+            .key(to)
+            .upload_id(upload_id)
+            .part_number(part_number)
+            .copy_source(self.copy_source(from))
+            .copy_source_range(format!("bytes={}-{}", range.start(), range.end()))
+            .customize()
+            .config_override(self.s3.upload_override(len as usize))
+            // the SDK sends this bodiless PUT without a length; radosgw then answers
+            // 411 MissingContentLength
+            .mutate_request(|request| {
+                request.headers_mut().insert("content-length", "0");
+            })
+            .send()
+            .await
+            .map_err(|e| self.failed("copy a part into", to, e))?;
+        let e_tag = out.copy_part_result.and_then(|r| r.e_tag);
+        if e_tag.is_none() {
+            return Err(S3Error::Request {
+                action: "copy a part into",
+                bucket: self.name.to_string(),
+                key: to.into(),
+                detail: format!("the answer for part {part_number} has no ETag"),
+            });
+        }
+        Ok(CompletedPart::builder()
+            .set_e_tag(e_tag)
+            .part_number(part_number)
+            .build())
     }
 }

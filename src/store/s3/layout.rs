@@ -103,6 +103,17 @@ impl Keys {
         format!("{}{}", self.root, crate::store::object_path(sha256))
     }
 
+    /// Whether `key` is an object's address `<prefix>/gateway/objects/ab/<sha256>`.
+    pub fn is_object(&self, key: &str) -> bool {
+        key.strip_prefix(&self.root)
+            .and_then(|k| k.strip_prefix(crate::store::OBJECTS_DIR))
+            .and_then(|k| k.strip_prefix('/'))
+            .and_then(|k| k.split_once('/'))
+            .is_some_and(|(fanout, name)| {
+                crate::store::is_object_name(name) && name.starts_with(fanout) && fanout.len() == 2
+            })
+    }
+
     /// `<prefix>/gateway/objects/.staging/`, where objects wait for their address.
     pub fn staging_root(&self) -> String {
         format!("{}{}/", self.root, crate::store::STAGING_DIR)
@@ -191,6 +202,12 @@ mod tests {
         assert_eq!(k.set_of_key("p/q/gateway/objects/ab/cd"), None);
         let gw: SetRef = "gateway/20261125T034500Z-3fa9c1".parse().unwrap();
         assert_eq!(k.object("abcd"), "p/q/gateway/objects/ab/abcd");
+        let sha = "ab".repeat(32);
+        assert!(k.is_object(&k.object(&sha)));
+        assert!(!k.is_object(&k.object("abcd")));
+        assert!(!k.is_object(&k.staged(&gw, "7")));
+        assert!(!k.is_object(&format!("p/q/gateway/objects/cd/{sha}")));
+        assert!(!k.is_object(&Keys::new("other").object(&sha)));
         assert_eq!(k.set_of_staged(&k.staged(&gw, "7")), Some(gw.clone()));
         assert_eq!(k.set_of_staged("p/q/gateway/objects/.staging/junk/7"), None);
         assert_eq!(

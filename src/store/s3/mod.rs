@@ -7,6 +7,7 @@
 
 mod bucket;
 mod catalog;
+mod copy;
 mod layout;
 mod listing;
 mod objects;
@@ -86,6 +87,8 @@ pub struct S3Destination {
     bucket: Bucket,
     keys: Keys,
     description: String,
+    /// `destination.copy-limit` in bytes: larger gateway objects are copied in parts.
+    copy_limit: u64,
 }
 
 impl S3Destination {
@@ -110,6 +113,7 @@ impl S3Destination {
             bucket: Bucket::new(client, bucket),
             keys: Keys::new(prefix),
             description,
+            copy_limit: settings.copy_limit.get(),
         })
     }
 
@@ -284,6 +288,7 @@ mod tests {
             region: None,
             access_key: Some(Secret::new("AKIDSECRETISH")),
             secret_key: Some(Secret::new("very-secret")),
+            ..DestinationSettings::default()
         };
         let dest = S3Destination::new("b", "p", &settings, &TimeoutSettings::default()).unwrap();
         let text = dest.describe();

@@ -4,8 +4,9 @@
 //! that fit in one part are held in memory, hashed, and written straight to their address with
 //! one PutObject. Larger ones stream as a multipart upload to a staging key under
 //! `gateway/objects/.staging/<run-id>/` (parts of at least 5 MiB, one at a time, so memory per
-//! object stays one part), are then copied server-side to their address, and the staged copy
-//! is deleted. An upload or staged object left by a killed run is removed by the start-up
+//! object stays one part), are then copied server-side to their address (see [`super::copy`]:
+//! one CopyObject up to `destination.copy-limit`, a multipart copy above it), and the staged
+//! copy is deleted. An upload or staged object left by a killed run is removed by the start-up
 //! sweep once the run's writer is dead. Existing addresses are never written again.
 
 use super::bucket::Bucket;
@@ -25,8 +26,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 const MIN_PART: u64 = 5 << 20;
 /// Parts per upload we aim to stay under (S3 allows 10,000).
 const TARGET_PARTS: u64 = 9_000;
-/// CopyObject copies at most this much; larger objects are refused with a clear error.
-const MAX_COPY: u64 = 5 << 30;
 
 static STAGED: AtomicU64 = AtomicU64::new(0);
 
@@ -52,6 +51,7 @@ impl ObjectStore for S3Destination {
         Ok(Box::new(S3ObjectSink {
             bucket: self.bucket.clone(),
             keys: self.keys.clone(),
+            copy_limit: self.copy_limit,
             staged,
             part: part_size(size_hint),
             hint: size_hint,
@@ -125,6 +125,8 @@ impl ObjectStore for S3Destination {
 struct S3ObjectSink {
     bucket: Bucket,
     keys: super::layout::Keys,
+    /// Objects over this size reach their address by a multipart copy.
+    copy_limit: u64,
     staged: String,
     part: usize,
     hint: u64,
@@ -177,19 +179,15 @@ impl S3ObjectSink {
             if self.bucket.exists(&address).await? {
                 return Ok(true);
             }
-            if self.size > MAX_COPY {
-                return Err(S3Error::Request {
-                    action: "store",
-                    bucket: self.bucket.name().into(),
-                    key: address.clone(),
-                    detail: "objects over 5 GiB cannot be copied server-side by this version"
-                        .into(),
-                });
-            }
-            self.bucket
-                .copy(&self.staged, &address)
-                .await
-                .map(|()| false)
+            super::copy::copy_to_address(
+                &self.bucket,
+                &self.staged,
+                &address,
+                self.size,
+                self.copy_limit,
+            )
+            .await
+            .map(|()| false)
         });
         if let Err(e) = block_on(self.bucket.delete(&self.staged)) {
             tracing::warn!("Could not delete a staged object (the next start sweeps it): {e}");

@@ -1,5 +1,9 @@
 //! The start-up sweep: aborts multipart uploads and removes set folders that dead writers left,
 //! by the rule of [`writer_state`].
+//!
+//! A multipart copy at a gateway object's address (see [`super::copy`]) names no set: it was
+//! started by a gateway writer, so it is dead once no gateway writer is alive. It is invisible
+//! while open, but holds the bytes of a copy until it is aborted.
 
 use super::bucket::Bucket;
 use super::layout::{loose_upload_is_dead, writer_state, FoundMarker, Keys, Vantage, Writer};
@@ -44,6 +48,22 @@ impl Judge<'_> {
         self.seen.insert(set.clone(), verdict);
         Ok(verdict)
     }
+
+    /// Whether the writer of any gateway set (a marker under `<prefix>/gateway/`) is alive.
+    async fn any_gateway_writer_alive(&mut self) -> Result<bool, S3Error> {
+        let listing = self
+            .bucket
+            .list_folder(&self.keys.job_prefix(JobKind::Gateway))
+            .await?;
+        for (key, _) in &listing.objects {
+            if let Some(set) = self.keys.set_of_marker(JobKind::Gateway, key) {
+                if self.writer(&set).await? == Writer::Alive {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
 }
 
 /// Aborts dead writers' multipart uploads under our prefix, deletes their set folders that
@@ -56,6 +76,7 @@ pub async fn sweep(bucket: &Bucket, keys: &Keys) -> Result<Vec<String>, S3Error>
         now: Utc::now(),
         seen: HashMap::new(),
     };
+    let mut gateway_writing: Option<bool> = None;
 
     for upload in bucket.list_uploads(keys.root()).await? {
         let dead = match keys
@@ -63,6 +84,14 @@ pub async fn sweep(bucket: &Bucket, keys: &Keys) -> Result<Vec<String>, S3Error>
             .or_else(|| keys.set_of_staged(&upload.key))
         {
             Some(set) => matches!(judge.writer(&set).await?, Writer::Dead(_)),
+            None if keys.is_object(&upload.key) => match gateway_writing {
+                Some(alive) => !alive,
+                None => {
+                    let alive = judge.any_gateway_writer_alive().await?;
+                    gateway_writing = Some(alive);
+                    !alive
+                }
+            },
             None => upload
                 .initiated
                 .is_some_and(|t| loose_upload_is_dead(t, judge.now)),
