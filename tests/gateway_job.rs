@@ -177,32 +177,13 @@ fn drop_bucket(bucket: &str) {
 /// `deis-backup` configured for the test bed's gateway (with `secret`) and `destination`.
 fn gw_cli(buckets: &[&str], signature: &str, secret: &str, destination: &str) -> Command {
     let mut cmd = cli();
-    cmd.env(
-        "DEIS_BACKUP_GATEWAY__ENDPOINT",
-        testbed("TESTBED_S3_ENDPOINT"),
-    )
-    .env(
-        "DEIS_BACKUP_GATEWAY__ACCESS_KEY",
-        testbed("TESTBED_GATEWAY_ACCESS_KEY"),
-    )
-    .env("DEIS_BACKUP_GATEWAY__SECRET_KEY", secret)
-    .env("DEIS_BACKUP_GATEWAY__SIGNATURE", signature)
-    .env("DEIS_BACKUP_GATEWAY__BUCKETS", buckets.join(","))
-    .env("DEIS_BACKUP_DESTINATION__URL", destination)
-    .stdin(Stdio::null());
+    testbed_gateway(&mut cmd, &buckets.join(","))
+        .env("DEIS_BACKUP_GATEWAY__SECRET_KEY", secret)
+        .env("DEIS_BACKUP_GATEWAY__SIGNATURE", signature)
+        .env("DEIS_BACKUP_DESTINATION__URL", destination)
+        .stdin(Stdio::null());
     if destination.starts_with("s3://") {
-        cmd.env(
-            "DEIS_BACKUP_DESTINATION__ENDPOINT",
-            testbed("TESTBED_S3_ENDPOINT"),
-        )
-        .env(
-            "DEIS_BACKUP_DESTINATION__ACCESS_KEY",
-            testbed("TESTBED_DEST_ACCESS_KEY"),
-        )
-        .env(
-            "DEIS_BACKUP_DESTINATION__SECRET_KEY",
-            testbed("TESTBED_DEST_SECRET_KEY"),
-        );
+        testbed_s3_destination(&mut cmd, destination);
     }
     cmd
 }

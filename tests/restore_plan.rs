@@ -186,25 +186,13 @@ fn forged_sets_are_clear_errors_and_never_reach_outside() {
 /// `deis-backup` for the test bed's gateway (buckets `bucket`), database and `destination`.
 fn bed_cli(bucket: &str, destination: &str) -> std::process::Command {
     let mut cmd = cli();
-    cmd.env(
-        "DEIS_BACKUP_GATEWAY__ENDPOINT",
-        testbed("TESTBED_S3_ENDPOINT"),
-    )
-    .env(
-        "DEIS_BACKUP_GATEWAY__ACCESS_KEY",
-        testbed("TESTBED_GATEWAY_ACCESS_KEY"),
-    )
-    .env(
-        "DEIS_BACKUP_GATEWAY__SECRET_KEY",
-        testbed("TESTBED_GATEWAY_SECRET_KEY"),
-    )
-    .env("DEIS_BACKUP_GATEWAY__BUCKETS", bucket)
-    .env(
-        "DEIS_BACKUP_DATABASE__CONTAINER",
-        testbed("TESTBED_DB_CONTAINER"),
-    )
-    .env("DEIS_BACKUP_DESTINATION__URL", destination)
-    .stdin(std::process::Stdio::null());
+    testbed_gateway(&mut cmd, bucket)
+        .env(
+            "DEIS_BACKUP_DATABASE__CONTAINER",
+            testbed("TESTBED_DB_CONTAINER"),
+        )
+        .env("DEIS_BACKUP_DESTINATION__URL", destination)
+        .stdin(std::process::Stdio::null());
     cmd
 }
 

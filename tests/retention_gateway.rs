@@ -38,21 +38,9 @@ fn delete(bucket: &str, key: &str) {
 /// runs prune too) keep the default policy, so that both backups stay until the prune.
 fn run(bucket: &str, destination: &str, args: &[&str]) -> Run {
     let mut cmd: Command = cli();
-    cmd.env(
-        "DEIS_BACKUP_GATEWAY__ENDPOINT",
-        testbed("TESTBED_S3_ENDPOINT"),
-    )
-    .env(
-        "DEIS_BACKUP_GATEWAY__ACCESS_KEY",
-        testbed("TESTBED_GATEWAY_ACCESS_KEY"),
-    )
-    .env(
-        "DEIS_BACKUP_GATEWAY__SECRET_KEY",
-        testbed("TESTBED_GATEWAY_SECRET_KEY"),
-    )
-    .env("DEIS_BACKUP_GATEWAY__BUCKETS", bucket)
-    .env("DEIS_BACKUP_DESTINATION__URL", destination)
-    .stdin(Stdio::null());
+    testbed_gateway(&mut cmd, bucket)
+        .env("DEIS_BACKUP_DESTINATION__URL", destination)
+        .stdin(Stdio::null());
     if args.first() == Some(&"prune") {
         cmd.env("DEIS_BACKUP_RETENTION__KEEP_LAST", "1")
             .env("DEIS_BACKUP_RETENTION__KEEP_DAILY", "0")
@@ -61,18 +49,7 @@ fn run(bucket: &str, destination: &str, args: &[&str]) -> Run {
             .env("DEIS_BACKUP_RETENTION__OBJECT_GRACE", "0s");
     }
     if destination.starts_with("s3://") {
-        cmd.env(
-            "DEIS_BACKUP_DESTINATION__ENDPOINT",
-            testbed("TESTBED_S3_ENDPOINT"),
-        )
-        .env(
-            "DEIS_BACKUP_DESTINATION__ACCESS_KEY",
-            testbed("TESTBED_DEST_ACCESS_KEY"),
-        )
-        .env(
-            "DEIS_BACKUP_DESTINATION__SECRET_KEY",
-            testbed("TESTBED_DEST_SECRET_KEY"),
-        );
+        testbed_s3_destination(&mut cmd, destination);
     }
     cmd.args(args).output().expect("run deis-backup").into()
 }

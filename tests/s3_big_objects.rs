@@ -19,37 +19,11 @@ use support::*;
 /// copies in parts above `copy_limit`.
 fn gateway_cli(bucket: &str, prefix: &str, copy_limit: &str) -> Command {
     let mut cmd = cli();
-    cmd.env(
-        "DEIS_BACKUP_GATEWAY__ENDPOINT",
-        testbed("TESTBED_S3_ENDPOINT"),
-    )
-    .env(
-        "DEIS_BACKUP_GATEWAY__ACCESS_KEY",
-        testbed("TESTBED_GATEWAY_ACCESS_KEY"),
-    )
-    .env(
-        "DEIS_BACKUP_GATEWAY__SECRET_KEY",
-        testbed("TESTBED_GATEWAY_SECRET_KEY"),
-    )
-    .env("DEIS_BACKUP_GATEWAY__BUCKETS", bucket)
-    .env(
-        "DEIS_BACKUP_DESTINATION__URL",
-        format!("s3://{}/{prefix}", testbed("TESTBED_DEST_BUCKET")),
-    )
-    .env(
-        "DEIS_BACKUP_DESTINATION__ENDPOINT",
-        testbed("TESTBED_S3_ENDPOINT"),
-    )
-    .env(
-        "DEIS_BACKUP_DESTINATION__ACCESS_KEY",
-        testbed("TESTBED_DEST_ACCESS_KEY"),
-    )
-    .env(
-        "DEIS_BACKUP_DESTINATION__SECRET_KEY",
-        testbed("TESTBED_DEST_SECRET_KEY"),
-    )
-    .env("DEIS_BACKUP_DESTINATION__COPY_LIMIT", copy_limit)
-    .stdin(Stdio::null());
+    let url = format!("s3://{}/{prefix}", testbed("TESTBED_DEST_BUCKET"));
+    testbed_gateway(&mut cmd, bucket);
+    testbed_s3_destination(&mut cmd, &url)
+        .env("DEIS_BACKUP_DESTINATION__COPY_LIMIT", copy_limit)
+        .stdin(Stdio::null());
     cmd
 }
 

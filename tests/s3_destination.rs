@@ -19,20 +19,9 @@ use support::*;
 /// `deis-backup ARGS...` configured (through the environment) for `s3://bucket/prefix`.
 fn s3_cli(bucket: &str, prefix: &str, secret_key: &str) -> Command {
     let mut cmd = cli();
-    cmd.env(
-        "DEIS_BACKUP_DESTINATION__URL",
-        format!("s3://{bucket}/{prefix}"),
-    )
-    .env(
-        "DEIS_BACKUP_DESTINATION__ENDPOINT",
-        testbed("TESTBED_S3_ENDPOINT"),
-    )
-    .env(
-        "DEIS_BACKUP_DESTINATION__ACCESS_KEY",
-        testbed("TESTBED_DEST_ACCESS_KEY"),
-    )
-    .env("DEIS_BACKUP_DESTINATION__SECRET_KEY", secret_key)
-    .stdin(Stdio::null());
+    testbed_s3_destination(&mut cmd, &format!("s3://{bucket}/{prefix}"))
+        .env("DEIS_BACKUP_DESTINATION__SECRET_KEY", secret_key)
+        .stdin(Stdio::null());
     cmd
 }
 

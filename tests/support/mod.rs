@@ -166,6 +166,40 @@ pub fn testbed(name: &str) -> String {
     }
 }
 
+/// `cmd` reading the test bed's gateway (endpoint and keys), buckets `buckets` (comma-separated).
+pub fn testbed_gateway<'c>(cmd: &'c mut Command, buckets: &str) -> &'c mut Command {
+    cmd.env(
+        "DEIS_BACKUP_GATEWAY__ENDPOINT",
+        testbed("TESTBED_S3_ENDPOINT"),
+    )
+    .env(
+        "DEIS_BACKUP_GATEWAY__ACCESS_KEY",
+        testbed("TESTBED_GATEWAY_ACCESS_KEY"),
+    )
+    .env(
+        "DEIS_BACKUP_GATEWAY__SECRET_KEY",
+        testbed("TESTBED_GATEWAY_SECRET_KEY"),
+    )
+    .env("DEIS_BACKUP_GATEWAY__BUCKETS", buckets)
+}
+
+/// `cmd` writing to the test bed's S3 destination (endpoint and keys) at the URL `url`.
+pub fn testbed_s3_destination<'c>(cmd: &'c mut Command, url: &str) -> &'c mut Command {
+    cmd.env("DEIS_BACKUP_DESTINATION__URL", url)
+        .env(
+            "DEIS_BACKUP_DESTINATION__ENDPOINT",
+            testbed("TESTBED_S3_ENDPOINT"),
+        )
+        .env(
+            "DEIS_BACKUP_DESTINATION__ACCESS_KEY",
+            testbed("TESTBED_DEST_ACCESS_KEY"),
+        )
+        .env(
+            "DEIS_BACKUP_DESTINATION__SECRET_KEY",
+            testbed("TESTBED_DEST_SECRET_KEY"),
+        )
+}
+
 /// A name no other test (or test run) uses, so tests can share one test bed.
 pub fn unique(label: &str) -> String {
     let nanos = std::time::SystemTime::now()

@@ -170,26 +170,15 @@ pub fn previous_records<'scope, 'env>(
 
 #[cfg(test)]
 mod tests {
+    use super::super::snapshot::test_record as record;
     use super::*;
-    use std::collections::{BTreeMap, HashMap};
+    use std::collections::HashMap;
 
     fn listed(key: &str, size: u64, etag: &str) -> ListedObject {
         ListedObject {
             key: key.into(),
             size,
             etag: etag.into(),
-        }
-    }
-
-    fn record(key: &str, size: u64, etag: &str) -> ObjectRecord {
-        ObjectRecord {
-            key: key.into(),
-            size,
-            etag: etag.into(),
-            sha256: "ab".repeat(32),
-            content_type: Some("text/plain".into()),
-            metadata: BTreeMap::from([("k".into(), "v".into())]),
-            location: crate::store::object_path(&"ab".repeat(32)),
         }
     }
 

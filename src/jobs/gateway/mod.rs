@@ -124,9 +124,8 @@ enum Outcome {
 struct Tally {
     stats: GatewayStats,
     warnings: Vec<Warning>,
-    /// The first failures (named in the error) and how many there were.
+    /// The first failures, named in the error (`stats.failed` counts them all).
     failures: Vec<String>,
-    failed: usize,
     /// Objects this run found already stored and did not write: referenced, so far, only by
     /// older snapshots, which a prune may be collecting.
     reused: Vec<String>,
@@ -191,7 +190,6 @@ impl Tally {
                 if self.failures.len() < NAMED_FAILURES {
                     self.failures.push(format!("{bucket}/{key}: {reason}"));
                 }
-                self.failed += 1;
                 return Ok(None);
             }
         };
@@ -202,17 +200,15 @@ impl Tally {
 
     /// The run's error if any object failed.
     fn failed(&self) -> Option<GatewayJobError> {
-        if self.failed == 0 {
+        let count = self.stats.failed as usize;
+        if count == 0 {
             return None;
         }
         let mut named = self.failures.join("; ");
-        if self.failed > self.failures.len() {
-            named.push_str(&format!("; and {} more", self.failed - self.failures.len()));
+        if count > self.failures.len() {
+            named.push_str(&format!("; and {} more", count - self.failures.len()));
         }
-        Some(GatewayJobError::ObjectsFailed {
-            count: self.failed,
-            named,
-        })
+        Some(GatewayJobError::ObjectsFailed { count, named })
     }
 }
 

@@ -144,21 +144,24 @@ pub fn read_snapshot(
     Ok(snapshot)
 }
 
+/// A record for tests: the given key, size and ETag, fixed bytes, type and metadata.
+#[cfg(test)]
+pub(crate) fn test_record(key: &str, size: u64, etag: &str) -> ObjectRecord {
+    ObjectRecord {
+        key: key.into(),
+        size,
+        etag: etag.into(),
+        sha256: "ab".repeat(32),
+        content_type: Some("text/plain".into()),
+        metadata: BTreeMap::from([("k".into(), "v".into())]),
+        location: crate::store::object_path(&"ab".repeat(32)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn record(key: &str, size: u64, etag: &str) -> ObjectRecord {
-        ObjectRecord {
-            key: key.into(),
-            size,
-            etag: etag.into(),
-            sha256: "ab".repeat(32),
-            content_type: Some("text/plain".into()),
-            metadata: BTreeMap::from([("k".into(), "v".into())]),
-            location: crate::store::object_path(&"ab".repeat(32)),
-        }
-    }
+    use test_record as record;
 
     #[test]
     fn snapshots_round_trip_and_count() {
