@@ -9,6 +9,8 @@
 #          IMAGE=...   database image (default: the test bed's, built by
 #                      tests/testbed/database-image.sh)
 #          PEER_ZSTD="-3"  zstd options of the peer pipeline
+#          OURS=PATH   the deis-backup binary to time (default target/release/deis-backup,
+#                      built first), e.g. an older build for before/after figures
 #
 # Starts its own PostgreSQL container from IMAGE (removed at exit), fills database `bench`
 # with `pgbench -i -s SCALE` and database `deis` with Deis-like tables, warms the page cache
@@ -25,6 +27,7 @@ work=$(mkdir -p "${1:-bench/work/database}" && cd "${1:-bench/work/database}" &&
 scale=${SCALE:-100}
 reps=${REPS:-5}
 peer_zstd=${PEER_ZSTD:--3}
+ours=${OURS:-target/release/deis-backup}
 
 say() { printf '[database-bench] %s\n' "$*" >&2; }
 die() {
@@ -80,8 +83,11 @@ INSERT INTO api_domain (uuid, app_id, domain)
     FROM generate_series(1, 5000) i;
 SQL
 
-say "building target/release/deis-backup"
-cargo build --release --quiet
+if [[ -z ${OURS:-} ]]; then
+    say "building target/release/deis-backup"
+    cargo build --release --quiet
+fi
+[[ -x $ours ]] || die "$ours is not an executable"
 say "warming the page cache with one dump"
 docker exec "$name" sudo -u postgres pg_dumpall | wc -c >"$work/dump.bytes"
 dump_bytes=$(<"$work/dump.bytes")
@@ -103,7 +109,7 @@ ours_walls=() peer_walls=() ours_rss=0
 for ((i = 1; i <= reps; i++)); do
     rm -rf "$work/out"
     read -r wall cpu rss < <(timed ours env DEIS_BACKUP_DATABASE__CONTAINER="$name" DEIS_BACKUP_LOG=warn \
-        target/release/deis-backup backup database --destination "file://$work/out")
+        "$ours" backup database --destination "file://$work/out")
     size=$(du -cb "$work"/out/database/*/pg_dumpall.sql.zst | tail -1 | cut -f1)
     printf 'run %d  ours  %7.2f s  cpu %6.2f s  peak RSS %6d KiB  %12d bytes\n' "$i" "$wall" "$cpu" "$rss" "$size"
     ((rss > ours_rss)) && ours_rss=$rss
