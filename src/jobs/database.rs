@@ -2,8 +2,10 @@
 //! Engine API, its stdout streamed through zstd into the destination chunk by chunk.
 //!
 //! A run succeeds only when the exec exits 0, its stream ended cleanly, and the dump ends
-//! with pg_dumpall's completion trailer. Memory stays bounded: a few output chunks in flight,
-//! a short tail of the dump, and at most [`STDERR_LIMIT`] bytes of stderr.
+//! with pg_dumpall's completion trailer. Memory stays bounded: a few batches of output in
+//! flight (`CHANNEL_BATCHES` of `BATCH_BYTES`), zstd's state (it compresses inline: the
+//! dump arrives far slower than one core compresses), a short tail of the dump, and at most
+//! [`STDERR_LIMIT`] bytes of stderr.
 
 use super::{Backup, Job, JobError, Run, Workers, DATABASE_ARTIFACT};
 use crate::config::{DatabaseSettings, ExecMode};
