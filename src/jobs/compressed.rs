@@ -11,6 +11,18 @@ use std::io::{self, Write};
 /// memory but costs ~10% more CPU in job overhead.
 const MT_JOB_SIZE: u32 = 3 << 20;
 
+/// Where an artifact's zstd compression runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    /// One zstd worker thread per core, fed by the writing thread: for sources that read
+    /// faster than one core compresses (files on disk).
+    PerCore,
+    /// In the writing thread itself, without zstd's job buffers: for sources much slower than
+    /// one core compresses (a dump streamed out of a container), where worker threads only
+    /// add memory and hand-offs.
+    Inline,
+}
+
 /// An artifact being written compressed. Dropping it unfinished discards it. Once its run is
 /// cancelled, writes fail before they reach the compressor (which may sit on seconds of work).
 pub struct CompressedArtifact {
@@ -29,7 +41,21 @@ impl CompressedArtifact {
         level: i32,
         cancel: Cancel,
     ) -> io::Result<Self> {
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
+        Self::with_workers(name, sink, level, Workers::PerCore, cancel)
+    }
+
+    /// Compresses at `level` with the given zstd workers.
+    pub fn with_workers(
+        name: &str,
+        sink: Box<dyn ArtifactSink>,
+        level: i32,
+        workers: Workers,
+        cancel: Cancel,
+    ) -> io::Result<Self> {
+        let workers = match workers {
+            Workers::PerCore => std::thread::available_parallelism().map_or(1, |n| n.get()) as u32,
+            Workers::Inline => 1,
+        };
         let mut encoder = zstd::stream::write::Encoder::new(HashingWriter::new(sink), level)?;
         encoder.include_checksum(true)?;
         if workers > 1 {

@@ -14,7 +14,7 @@ pub mod verify;
 pub mod volume;
 mod volume_job;
 
-pub use compressed::{CompressedArtifact, FinishError};
+pub use compressed::{CompressedArtifact, FinishError, Workers};
 pub use harness::{run_job, RunOutcome, RunResult};
 pub use run::{Backup, Run};
 

@@ -2,7 +2,7 @@
 //! written, and helpers that create that set lazily so that a job can fail its checks
 //! (source reachable, listings readable) before anything is written.
 
-use super::{CompressedArtifact, JobError};
+use super::{CompressedArtifact, JobError, Workers};
 use crate::config::Settings;
 use crate::store::{Artifact, Destination, PendingSet, SetRef, Warning};
 use crate::util::Cancel;
@@ -60,16 +60,25 @@ impl<'a> Run<'a> {
 
     /// Starts the artifact `name` of the run's set, zstd-compressed at the configured level.
     pub fn start_artifact(&mut self, name: &'static str) -> Result<CompressedArtifact, JobError> {
+        self.start_artifact_with(name, Workers::PerCore)
+    }
+
+    /// [`Run::start_artifact`] with the compression run by `workers`.
+    pub fn start_artifact_with(
+        &mut self,
+        name: &'static str,
+        workers: Workers,
+    ) -> Result<CompressedArtifact, JobError> {
         self.begin()?;
         let pending = self.pending.as_mut().expect("begun above");
         let sink = pending.create_artifact(name)?;
         let level = self.settings.compression.level;
-        CompressedArtifact::new(name, sink, level, self.cancel.clone()).map_err(|source| {
-            JobError::Compressor {
+        CompressedArtifact::with_workers(name, sink, level, workers, self.cancel.clone()).map_err(
+            |source| JobError::Compressor {
                 artifact: name,
                 source,
-            }
-        })
+            },
+        )
     }
 
     /// `Err` once the run has been cancelled (for loops that do not write on every step).
