@@ -96,9 +96,12 @@ pub(super) fn read_link(dir: &File, name: &OsStr) -> io::Result<PathBuf> {
     Ok(PathBuf::from(OsString::from_vec(target.into_bytes())))
 }
 
+/// A folder's entries: names and what the listing says they are.
+pub(super) type Entries = Vec<(OsString, Kind)>;
+
 /// The entries of `dir` (without `.` and `..`), unsorted, and the error that ended the
 /// listing early, if one did.
-pub(super) fn list(dir: &File) -> io::Result<(Vec<(OsString, Kind)>, Option<io::Error>)> {
+pub(super) fn list(dir: &File) -> io::Result<(Entries, Option<io::Error>)> {
     // a second descriptor of the same folder: the listing moves its offset, which `dir`'s
     // *at calls do not use
     let mut stream = Dir::new(dir.try_clone()?)?;
