@@ -7,6 +7,7 @@ pub mod database;
 pub mod etcd_keys;
 pub mod gateway;
 pub mod harness;
+mod pipe_writer;
 pub mod prune;
 mod run;
 pub mod status;

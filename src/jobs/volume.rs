@@ -17,6 +17,7 @@
 use crate::store::{Warning, WarningKind};
 use serde::Serialize;
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
@@ -24,6 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 use tar::{EntryType, Header, HeaderMode};
 
+mod at;
 mod read_ahead;
 mod walk;
 
@@ -91,7 +93,7 @@ pub fn write_volume_tar_with<W: Write>(
     if !meta.is_dir() {
         return Err(VolumeError::RootNotDir(root.into()));
     }
-    fs::read_dir(root).map_err(|source| VolumeError::Root {
+    let root_dir = at::open_root(root).map_err(|source| VolumeError::Root {
         path: root.into(),
         source,
     })?;
@@ -108,7 +110,6 @@ pub fn write_volume_tar_with<W: Write>(
         let (items, received) = mpsc::sync_channel(read_ahead.entries.max(1));
         let pool = (read_ahead.threads > 0).then_some((&queue, &budget));
         let walker = Walker {
-            root,
             items,
             pool,
             config: read_ahead,
@@ -119,7 +120,7 @@ pub fn write_volume_tar_with<W: Write>(
         for _ in 0..read_ahead.threads {
             scope.spawn(|| queue.work());
         }
-        scope.spawn(move || walker.run());
+        scope.spawn(move || walker.run(root_dir));
         archiver.write_items(received)
     });
     written?;
@@ -160,11 +161,12 @@ impl<W: Write> Archiver<W> {
             match item {
                 Item::Dir { rel, meta } => self.append_dir(&rel, &meta)?,
                 Item::File {
-                    abs,
+                    dir,
+                    name,
                     rel,
-                    meta,
+                    link,
                     ahead,
-                } => self.append_file(&abs, &rel, &meta, ahead)?,
+                } => self.append_file(&dir, &name, &rel, link.as_ref(), ahead)?,
                 Item::Symlink { rel, meta, target } => match target {
                     Ok(target) => self.append_symlink(&rel, &meta, &target)?,
                     Err(e) => self.warn_io(&rel, &e),
@@ -235,21 +237,24 @@ impl<W: Write> Archiver<W> {
         Ok(true)
     }
 
-    /// A regular file: a hard link when its inode is archived already, else its content as
-    /// opened (by the read-ahead pool when `ahead`, here otherwise).
+    /// A regular file: a hard link when `link` says its inode is archived already, else its
+    /// content as opened (by the read-ahead pool when `ahead`, here otherwise).
     fn append_file(
         &mut self,
-        abs: &Path,
+        dir: &File,
+        name: &OsStr,
         rel: &Path,
-        meta: &Metadata,
+        link: Option<&Metadata>,
         ahead: Option<Arc<Slot>>,
     ) -> Result<(), VolumeError> {
-        if meta.nlink() > 1 && self.append_hard_link(rel, meta)? {
-            return Ok(());
+        if let Some(meta) = link {
+            if self.append_hard_link(rel, meta)? {
+                return Ok(());
+            }
         }
         let opened = match ahead {
             Some(slot) => slot.take(),
-            None => read_ahead::open_now(abs),
+            None => read_ahead::open_now(dir, name),
         };
         let at_open = match &opened {
             Opened::Read(read) => read.at_open.clone(),

@@ -1,8 +1,7 @@
 //! The `volume` job as the harness runs it: the store volume as one `store.tar.zst`.
 
-use super::{volume, Backup, Job, JobError, Run, VOLUME_ARTIFACT};
+use super::{pipe_writer, volume, Backup, Job, JobError, Run, VOLUME_ARTIFACT};
 use crate::store::JobKind;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 /// Backs up `volume.path` (Deis: the CephFS store volume).
@@ -25,17 +24,27 @@ impl Job for VolumeJob {
             threads: run.settings.volume.read_ahead as usize,
             ..volume::ReadAhead::default()
         };
-        let (buffered, outcome) = volume::write_volume_tar_with(
-            &root,
-            BufWriter::with_capacity(256 << 10, compressed),
-            read_ahead,
-        )?;
-        let compressed = buffered
-            .into_inner()
-            .map_err(|e| volume::VolumeError::Write {
-                path: "end of archive".into(),
-                source: e.into_error(),
-            })?;
+        // the tar writer (which reads the files) and the compressor each on their own thread
+        let (compressed, outcome) = std::thread::scope(|scope| {
+            let (pipe, compressing) = pipe_writer::spawn(scope, compressed);
+            let written = volume::write_volume_tar_with(&root, pipe, read_ahead).and_then(
+                |(pipe, outcome)| {
+                    pipe.finish().map_err(|source| volume::VolumeError::Write {
+                        path: "end of archive".into(),
+                        source,
+                    })?;
+                    Ok(outcome)
+                },
+            );
+            // a failed write reached the tar writer as its error (or the tar writer failed
+            // first and dropped the pipe); either way `written` says why
+            let compressed = compressing.join().expect("the compressing thread panicked");
+            written.map(|outcome| (compressed, outcome))
+        })?;
+        let compressed = compressed.map_err(|source| volume::VolumeError::Write {
+            path: "end of archive".into(),
+            source,
+        })?;
         let artifact = compressed
             .finish("tar")
             .map_err(|source| JobError::Finish {

@@ -7,11 +7,11 @@
 //! read whole only when its size at open (fstat of the opened descriptor) fits what was
 //! reserved; anything larger is handed to the writer open, to be streamed in pieces.
 
+use super::at;
 use std::collections::VecDeque;
-use std::fs::{self, File, Metadata};
+use std::ffi::{OsStr, OsString};
+use std::fs::{File, Metadata};
 use std::io::{self, Read};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 
 /// How far the volume archive reads ahead of its tar writer.
@@ -144,30 +144,27 @@ pub(super) enum ReadEnd {
     Failed(u64, io::Error),
 }
 
-/// Opens a regular file for reading without following a symlink put in its place, and
-/// fstats the descriptor.
-pub(super) fn open_file(abs: &std::path::Path) -> io::Result<(File, Metadata)> {
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(abs)?;
+/// Opens the regular file `name` in `dir` for reading without following a symlink put in its
+/// place, and fstats the descriptor.
+fn open_file(dir: &File, name: &OsStr) -> io::Result<(File, Metadata)> {
+    let file = at::open_file(dir, name)?;
     let meta = file.metadata()?;
     Ok((file, meta))
 }
 
-/// Opens `abs` and classifies it, without reading.
-pub(super) fn open_now(abs: &std::path::Path) -> Opened {
-    match open_file(abs) {
+/// Opens `name` in `dir` and classifies it, without reading.
+pub(super) fn open_now(dir: &File, name: &OsStr) -> Opened {
+    match open_file(dir, name) {
         Ok((_, at_open)) if !at_open.is_file() => Opened::NotAFile,
         Ok((file, at_open)) => Opened::Open { file, at_open },
         Err(e) => Opened::Failed(e),
     }
 }
 
-/// Opens `abs` and reads it whole into `data` when its size at open fits `permit`; else
+/// Opens `name` in `dir` and reads it whole into `data` when its size at open fits `permit`; else
 /// leaves it open.
-fn open_and_read(abs: &std::path::Path, permit: Permit, mut data: Vec<u8>) -> Opened {
-    let (file, at_open) = match open_now(abs) {
+fn open_and_read(dir: &File, name: &OsStr, permit: Permit, mut data: Vec<u8>) -> Opened {
+    let (file, at_open) = match open_now(dir, name) {
         Opened::Open { file, at_open } => (file, at_open),
         other => return other,
     };
@@ -196,91 +193,129 @@ fn open_and_read(abs: &std::path::Path, permit: Permit, mut data: Vec<u8>) -> Op
     }))
 }
 
-/// Where a worker puts what it found and the writer waits for it.
-#[derive(Default)]
+/// One file for the pool: queued, being opened by a worker, or done. The writer takes what
+/// a worker found, or opens and reads the file itself when no worker has started on it yet
+/// (it never waits for a file that is only queued: on a busy machine a pool thread may not
+/// get a core for a while).
 pub(super) struct Slot {
-    value: Mutex<Option<Opened>>,
+    state: Mutex<State>,
     ready: Condvar,
 }
 
+#[derive(Default)]
+enum State {
+    Queued(Job),
+    #[default]
+    Running,
+    Done(Opened),
+}
+
 impl Slot {
-    /// Waits for the worker's result and takes it.
+    /// A slot holding `job`, for [`Queue::push`] and the writer's [`Slot::take`].
+    pub(super) fn new(job: Job) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new(State::Queued(job)),
+            ready: Condvar::new(),
+        })
+    }
+
+    /// What a worker found; or the file opened (and read) here when no worker has started
+    /// on it; or, while one is on it, waits for it.
     pub(super) fn take(&self) -> Opened {
-        let mut value = self.value.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            if let Some(opened) = value.take() {
-                return opened;
+            match std::mem::take(&mut *state) {
+                State::Done(opened) => return opened,
+                State::Queued(job) => {
+                    drop(state);
+                    return job.run();
+                }
+                State::Running => {
+                    state = self.ready.wait(state).unwrap_or_else(|e| e.into_inner());
+                }
             }
-            value = self.ready.wait(value).unwrap_or_else(|e| e.into_inner());
         }
     }
 
+    /// A worker: runs the job unless the writer has taken it, and leaves the outcome here.
+    fn work(&self) {
+        let job = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            match std::mem::take(&mut *state) {
+                State::Queued(job) => job,
+                other => {
+                    *state = other;
+                    return;
+                }
+            }
+        };
+        // a panic in `run` still fills the slot, so the writer never waits forever
+        let guard = Unfinished(self);
+        let opened = job.run();
+        std::mem::forget(guard);
+        self.put(opened);
+    }
+
     fn put(&self, opened: Opened) {
-        *self.value.lock().unwrap_or_else(|e| e.into_inner()) = Some(opened);
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = State::Done(opened);
         self.ready.notify_all();
     }
 }
 
-/// One file for the pool. Dropped unfinished (a worker gone), it fills its slot with an
-/// error, so the writer never waits forever.
+/// Fills its slot with a failure when dropped (a worker unwinding).
+struct Unfinished<'a>(&'a Slot);
+
+impl Drop for Unfinished<'_> {
+    fn drop(&mut self) {
+        self.0.put(Opened::Failed(io::Error::other(
+            "the read-ahead thread stopped while reading it",
+        )));
+    }
+}
+
+/// One file to open (and read whole when it fits its permit).
 pub(super) struct Job {
-    abs: PathBuf,
-    permit: Option<Permit>,
-    slot: Arc<Slot>,
+    /// The open folder holding the file, and its name there.
+    dir: Arc<File>,
+    name: OsString,
+    permit: Permit,
     /// An empty buffer of the permit's size. Allocated by the walker, not the pool: one
     /// thread's malloc arena then holds every buffer, instead of one arena per pool thread
     /// each keeping its own high-water mark.
     buffer: Vec<u8>,
-    /// The slot got its outcome; until then, dropping the job (also while a panic unwinds
-    /// through [`Job::run`]) fills it with a failure, so the writer never waits forever.
-    filled: bool,
 }
 
 impl Job {
-    pub(super) fn new(abs: PathBuf, permit: Permit, slot: Arc<Slot>) -> Self {
+    pub(super) fn new(dir: Arc<File>, name: OsString, permit: Permit) -> Self {
         let buffer = Vec::with_capacity(permit.bytes as usize);
         Self {
-            abs,
-            permit: Some(permit),
-            slot,
+            dir,
+            name,
+            permit,
             buffer,
-            filled: false,
         }
     }
 
-    fn run(mut self) {
-        if let Some(permit) = self.permit.take() {
-            let buffer = std::mem::take(&mut self.buffer);
-            self.slot.put(open_and_read(&self.abs, permit, buffer));
-            self.filled = true;
-        }
+    fn run(self) -> Opened {
+        open_and_read(&self.dir, &self.name, self.permit, self.buffer)
     }
 }
 
-impl Drop for Job {
-    fn drop(&mut self) {
-        if !self.filled {
-            self.slot.put(Opened::Failed(io::Error::other(
-                "the read-ahead thread stopped before reading it",
-            )));
-        }
-    }
-}
-
-/// The pool's queue of jobs, first in first out (so files are read near walk order).
+/// The pool's queue of slots, first in first out (so files are read near walk order).
 #[derive(Default)]
 pub(super) struct Queue {
-    state: Mutex<(VecDeque<Job>, bool)>,
+    state: Mutex<(VecDeque<Arc<Slot>>, bool)>,
     added: Condvar,
 }
 
 impl Queue {
-    pub(super) fn push(&self, job: Job) {
+    /// Queues a slot for the workers (once closed, the writer opens it itself).
+    pub(super) fn push(&self, slot: Arc<Slot>) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if state.1 {
-            return; // closed: dropping the job fills its slot
+            return;
         }
-        state.0.push_back(job);
+        state.0.push_back(slot);
         drop(state);
         self.added.notify_one();
     }
@@ -291,7 +326,7 @@ impl Queue {
         self.added.notify_all();
     }
 
-    /// Drops every queued job (filling its slot) and stops the workers: the writer stopped.
+    /// Drops every queued slot and stops the workers: the writer stopped.
     pub(super) fn abandon(&self) {
         let dropped = {
             let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -305,11 +340,11 @@ impl Queue {
     /// A worker: runs jobs until the queue is closed and empty.
     pub(super) fn work(&self) {
         loop {
-            let job = {
+            let slot = {
                 let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
                 loop {
-                    if let Some(job) = state.0.pop_front() {
-                        break job;
+                    if let Some(slot) = state.0.pop_front() {
+                        break slot;
                     }
                     if state.1 {
                         return;
@@ -317,7 +352,7 @@ impl Queue {
                     state = self.added.wait(state).unwrap_or_else(|e| e.into_inner());
                 }
             };
-            job.run();
+            slot.work();
         }
     }
 }

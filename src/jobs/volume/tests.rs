@@ -86,13 +86,14 @@ fn a_hard_link_whose_first_path_failed_is_stored_as_a_file() {
     fs::write(tmp.path().join("b"), b"hello").unwrap();
     fs::hard_link(tmp.path().join("b"), tmp.path().join("c")).unwrap();
     let meta = fs::symlink_metadata(tmp.path().join("b")).unwrap();
+    let folder = File::open(tmp.path()).unwrap();
     let mut a = archiver();
     // the inode's first path fails to open (here: gone); the next one is stored in full
-    a.append_file(&tmp.path().join("a"), Path::new("a"), &meta, None)
+    a.append_file(&folder, OsStr::new("a"), Path::new("a"), Some(&meta), None)
         .unwrap();
-    a.append_file(&tmp.path().join("b"), Path::new("b"), &meta, None)
+    a.append_file(&folder, OsStr::new("b"), Path::new("b"), Some(&meta), None)
         .unwrap();
-    a.append_file(&tmp.path().join("c"), Path::new("c"), &meta, None)
+    a.append_file(&folder, OsStr::new("c"), Path::new("c"), Some(&meta), None)
         .unwrap();
     let warnings: Vec<_> = a.outcome.warnings.iter().map(|w| &w.path).collect();
     assert_eq!(warnings, ["a"]);
@@ -125,14 +126,29 @@ fn a_read_error_after_open_keeps_the_archive_valid_and_says_so() {
     fs::write(tmp.path().join("after"), b"after").unwrap();
     fs::hard_link(tmp.path().join("after"), tmp.path().join("other")).unwrap();
     let mut a = archiver();
-    a.append_file(sysfs, Path::new("speed"), &meta, None)
-        .unwrap();
+    assert_eq!(meta.nlink(), 1);
+    let sysfs_folder = File::open(sysfs.parent().unwrap()).unwrap();
+    a.append_file(
+        &sysfs_folder,
+        OsStr::new("speed"),
+        Path::new("speed"),
+        None,
+        None,
+    )
+    .unwrap();
     // a later hard link to a path whose read failed is warned about too
     let after = fs::symlink_metadata(tmp.path().join("after")).unwrap();
     a.links
         .insert((after.dev(), after.ino()), ("speed".into(), false));
-    a.append_file(&tmp.path().join("after"), Path::new("link"), &after, None)
-        .unwrap();
+    let folder = File::open(tmp.path()).unwrap();
+    a.append_file(
+        &folder,
+        OsStr::new("after"),
+        Path::new("link"),
+        Some(&after),
+        None,
+    )
+    .unwrap();
     let w = &a.outcome.warnings;
     assert_eq!(w.len(), 2, "{w:?}");
     assert_eq!(
