@@ -57,7 +57,13 @@ pub enum GatewayError {
 impl GatewayError {
     /// A request that may succeed when tried again (see [`GatewayError::Request`]).
     pub fn is_transient(&self) -> bool {
-        matches!(self, GatewayError::Request { transient: true, .. })
+        matches!(
+            self,
+            GatewayError::Request {
+                transient: true,
+                ..
+            }
+        )
     }
 }
 

@@ -192,6 +192,7 @@ pub fn restore_gateway(
     }
     if !failures.is_empty() {
         let count = failures.len();
+        failures.sort();
         failures.truncate(10);
         return Err(GatewayRestoreError::ObjectsFailed {
             count,

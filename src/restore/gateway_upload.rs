@@ -1,6 +1,6 @@
 //! Uploading one snapshot object from the destination's object store to the gateway, its
 //! sha256 checked on the way: small objects in one PutObject from memory, larger ones in one
-//! PutObject streamed through a few chunks (the last chunk is held back until the whole
+//! PutObject streamed through a few 256 KiB chunks (the last chunk is held back until the whole
 //! object has matched the snapshot, so wrong bytes never complete an upload), the largest as
 //! multipart uploads. Every request is signed with the snapshot's sha256 where it covers the
 //! body, so that a v4 gateway checks the bytes too and nothing is hashed twice here.
@@ -23,7 +23,7 @@ const IN_MEMORY: u64 = 1 << 20;
 /// Objects up to this size go up in one streamed PutObject; larger ones as multipart uploads.
 const STREAMED: u64 = 256 << 20;
 /// A streamed body moves in chunks of this size, [`QUEUED`] of them waiting at most.
-const CHUNK: u64 = 512 << 10;
+const CHUNK: u64 = 256 << 10;
 const QUEUED: usize = 2;
 /// Multipart uploads use parts this size (or larger, for objects over ~45 GB), one part in
 /// memory per object at a time.
@@ -84,7 +84,8 @@ fn upload_in_memory(
     record: &ObjectRecord,
 ) -> Result<(), ObjectError> {
     let mut reader = HashingReader::new(store.open_object(&record.sha256)?);
-    let body = read_up_to(&mut reader, IN_MEMORY + 1).map_err(ObjectError::Read)?;
+    // one byte more than the snapshot says: a longer object fails the check
+    let body = read_up_to(&mut reader, record.size + 1).map_err(ObjectError::Read)?;
     check(record, reader)?;
     block_on(gateway.put(
         bucket,
