@@ -64,7 +64,7 @@ mod tests {
             tx.send(Err(io::Error::other("bytes do not match")))
                 .await
                 .unwrap();
-            let err = body.collect().await.err().expect("the error ends the body");
+            let err = body.collect().await.expect_err("the error ends the body");
             assert!(err.to_string().contains("do not match"), "{err}");
         });
     }
