@@ -16,11 +16,26 @@
 #   rclone:     rclone sync gw:BUCKET DIR                   (defaults: 4 transfers)
 #   rclone16:   rclone sync --transfers 16 gw:BUCKET DIR
 # and prints wall times, the ratios to ours, and our peak RSS.
+#
+# Then (RESTORE=1) puts the same objects back, each run onto freshly emptied buckets
+# (radosgw-admin bucket rm --purge-objects --bypass-gc, or rclone purge without a ceph.conf,
+# then an empty bucket made again), RESTORE_ROUNDS times in turn, and prints the medians:
+#   ours:       target/release/deis-backup restore latest --only gateway   (from dest-ours)
+#   rclone16:   rclone copy --transfers 16 DIR gw:BUCKET   (DIR: what rclone16 synced down)
+#   s3cmd:      s3cmd sync DIR/ s3://BUCKET/
+#
+#   more env:  RESTORE=1          0: skip the restore comparison
+#              RESTORE_ROUNDS=3   restore runs of each tool (medians are reported)
+#              BACKUP=1           0: skip the backup comparison and restore from what a
+#                                 previous run left in WORK_DIR (needs your own radosgw)
 set -Eeuo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo=$(pwd)
 work=$(mkdir -p "${1:-bench/work/gateway}" && cd "${1:-bench/work/gateway}" && pwd)
 concurrency=${CONCURRENCY:-16}
+restore=${RESTORE:-1}
+restore_rounds=${RESTORE_ROUNDS:-3}
+backup=${BACKUP:-1}
 buckets=(bench_db_wal bench_registry)
 
 say() { printf '[gateway-bench] %s\n' "$*" >&2; }
@@ -166,17 +181,17 @@ export -f ours s3cmd_sync rclone_sync rclone_
 export endpoint access secret concurrency work repo s3cfg
 export BUCKETS_LIST="${buckets[*]}"
 
-rm -rf "$work"/dest-*
-run ours-full bash -c ours
-run ours-nochange bash -c ours
-run s3cmd-full bash -c s3cmd_sync
-run s3cmd-nochange bash -c s3cmd_sync
-run rclone-full bash -c rclone_sync
-run rclone-nochange bash -c rclone_sync
-run rclone16-full bash -c 'rclone_sync --transfers 16'
-run rclone16-nochange bash -c 'rclone_sync --transfers 16'
-
-python3 - "$results" "$work" <<'PY'
+if [[ $backup == 1 ]]; then
+    rm -rf "$work"/dest-*
+    run ours-full bash -c ours
+    run ours-nochange bash -c ours
+    run s3cmd-full bash -c s3cmd_sync
+    run s3cmd-nochange bash -c s3cmd_sync
+    run rclone-full bash -c rclone_sync
+    run rclone-nochange bash -c rclone_sync
+    run rclone16-full bash -c 'rclone_sync --transfers 16'
+    run rclone16-nochange bash -c 'rclone_sync --transfers 16'
+    python3 - "$results" "$work" <<'PY'
 import json, glob, sys
 rows = {l.split()[0]: (float(l.split()[1]), int(l.split()[2])) for l in open(sys.argv[1])}
 stats = []
@@ -195,4 +210,79 @@ print(f"targets: full >= 3x faster than s3cmd ({rows['s3cmd-full'][0] / rows['ou
       f"<= rclone --transfers 16 ({rows['rclone16-full'][0] / rows['ours-full'][0]:.2f}x), "
       f"no-change >= 5x faster than s3cmd ({rows['s3cmd-nochange'][0] / rows['ours-nochange'][0]:.1f}x), "
       f"peak RSS < 128 MiB ({max(rows['ours-full'][1], rows['ours-nochange'][1]) / 1024:.0f} MiB)")
+PY
+fi
+[[ $restore == 1 ]] || exit 0
+
+# The restore comparison: the same objects back onto empty buckets, from our latest gateway set
+# and from the plain folder that rclone --transfers 16 synced down (dest-rclone2/BUCKET).
+plain=$work/dest-rclone2
+[[ -d $work/dest-ours/gateway && -d $plain ]] ||
+    die "nothing to restore from in $work (run once with BACKUP=1)"
+empty_buckets() {
+    local b
+    for b in "${buckets[@]}"; do
+        if [[ -n ${TESTBED_CEPH_CONF:-} ]]; then
+            # frees the objects' space now rather than at the next garbage collection
+            radosgw-admin -c "$TESTBED_CEPH_CONF" -n client.admin bucket rm --bucket="$b" \
+                --purge-objects --bypass-gc >/dev/null 2>&1 || true
+        else
+            rclone_ purge "gw:$b" >/dev/null 2>&1 || true
+        fi
+        s3cmd -c "$s3cfg" mb "s3://$b" >/dev/null || die "cannot make the empty bucket $b"
+    done
+}
+# counted: every object is back (our restore says so too, the others only by their exit code)
+all_back() {
+    local b want got
+    for b in "${buckets[@]}"; do
+        want=$(find "$plain/$b" -type f | wc -l)
+        got=$(rclone_ size --json "gw:$b" | python3 -c 'import json,sys; print(json.load(sys.stdin)["count"])')
+        [[ $got == "$want" ]] || die "$1 left $got of $want objects in $b"
+    done
+}
+ours_restore() {
+    DEIS_BACKUP_GATEWAY__ENDPOINT=$endpoint DEIS_BACKUP_GATEWAY__ACCESS_KEY=$access \
+        DEIS_BACKUP_GATEWAY__SECRET_KEY=$secret DEIS_BACKUP_GATEWAY__CONCURRENCY=$concurrency \
+        DEIS_BACKUP_DESTINATION__URL="file://$work/dest-ours" \
+        "$repo/target/release/deis-backup" restore latest --only gateway
+}
+rclone_restore() {
+    for b in $BUCKETS_LIST; do rclone_ copy --transfers 16 "$plain/$b" "gw:$b"; done
+}
+s3cmd_restore() {
+    for b in $BUCKETS_LIST; do s3cmd -c "$s3cfg" sync --no-progress "$plain/$b/" "s3://$b/"; done
+}
+export -f ours_restore rclone_restore s3cmd_restore
+export plain
+
+results=$work/results-restore.txt
+: >"$results"
+say "restore: $restore_rounds round(s) of ours, rclone16, s3cmd onto empty buckets; $(uptime)"
+for ((round = 1; round <= restore_rounds; round++)); do
+    for tool in ours rclone s3cmd; do
+        empty_buckets
+        run "restore-$tool-$round" bash -c "${tool}_restore"
+        all_back "$tool"
+    done
+done
+say "load after the restore runs: $(uptime)"
+
+python3 - "$results" <<'PY'
+import statistics, sys
+walls, rss = {}, {}
+for line in open(sys.argv[1]):
+    name, wall, kib = line.split()
+    tool = name.split('-')[1]
+    walls.setdefault(tool, []).append(float(wall))
+    rss.setdefault(tool, []).append(int(kib))
+ours = statistics.median(walls['ours'])
+print()
+print(f"{'restore':<20}{'median s':>9}{'runs s':>24}{'peak RSS MiB':>14}{'vs ours':>9}")
+for tool, label in (('ours', 'ours'), ('rclone', 'rclone16'), ('s3cmd', 's3cmd')):
+    runs = ' '.join(f'{w:.2f}' for w in walls[tool])
+    med = statistics.median(walls[tool])
+    print(f"{label:<20}{med:>9.2f}{runs:>24}{max(rss[tool]) / 1024:>14.0f}{med / ours:>8.2f}x")
+print(f"restore targets: <= rclone copy --transfers 16 ({statistics.median(walls['rclone']) / ours:.2f}x), "
+      f"peak RSS {max(rss['ours']) / 1024:.0f} MiB")
 PY

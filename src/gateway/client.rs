@@ -1,6 +1,7 @@
 //! The calls the gateway job and its restore make, as async methods turning SDK errors into
 //! [`GatewayError`]s that name the action, the object and whether a retry may help.
 
+use super::payload::KnownPayloadHash;
 use super::sigv2::SigV2Interceptor;
 use super::{GatewayError, SignatureVersion};
 use crate::config::{GatewaySettings, Secret, TimeoutSettings};
@@ -153,6 +154,7 @@ impl GatewayClient {
             bucket: bucket.into(),
             key: key.into(),
             detail: describe_failure(self.endpoint(), &err),
+            transient: is_transient(&err),
         }
     }
 
@@ -286,25 +288,33 @@ impl GatewayClient {
         Ok(())
     }
 
-    /// Writes a whole object in one PutObject.
+    /// Writes a whole object of `len` bytes in one PutObject. `sha256` is the body's (the
+    /// caller checks it): the request is signed with it instead of hashing the body again, and
+    /// a v4 gateway refuses the object if the bytes it receives do not match it. A streamed
+    /// `body` (see [`super::body`]) is not sent again by the SDK's retries: the caller retries
+    /// failures that [`GatewayError::is_transient`].
+    #[allow(clippy::too_many_arguments)]
     pub async fn put(
         &self,
         bucket: &str,
         key: &str,
-        body: Vec<u8>,
+        body: ByteStream,
+        len: u64,
+        sha256: &str,
         content_type: Option<&str>,
         metadata: &BTreeMap<String, String>,
     ) -> Result<(), GatewayError> {
-        let len = body.len();
         self.sdk()
             .put_object()
             .bucket(bucket)
             .key(key)
+            .content_length(len as i64)
             .set_content_type(content_type.map(str::to_owned))
             .set_metadata(Some(to_map(metadata)))
-            .body(ByteStream::from(body))
+            .body(body)
             .customize()
-            .config_override(self.s3.upload_override(len))
+            .interceptor(KnownPayloadHash(sha256.to_owned()))
+            .config_override(self.s3.upload_override(len as usize))
             .send()
             .await
             .map_err(|e| self.failed("write", bucket, key, e))?;
@@ -334,6 +344,7 @@ impl GatewayClient {
             bucket: bucket.into(),
             key: key.into(),
             detail: "the response has no upload id".into(),
+            transient: false,
         })
     }
 
@@ -403,6 +414,18 @@ impl GatewayClient {
             .await
             .map_err(|e| self.failed("abort the multipart upload of", bucket, key, e))?;
         Ok(())
+    }
+}
+
+/// Whether a failed request may succeed when tried again: no answer (in time), a broken
+/// answer, or the gateway busy or failing (5xx, 429, 408).
+fn is_transient<E>(err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> bool {
+    match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(_) => matches!(status(err), Some(408 | 429 | 500..=599)),
+        _ => false,
     }
 }
 

@@ -3,7 +3,9 @@
 //! or with v2 through [`sigv2::SigV2Interceptor`] for Hammer-era gateways, or probing which
 //! one the gateway takes (`signature = "auto"`).
 
+pub mod body;
 mod client;
+mod payload;
 pub mod sigv2;
 
 pub use client::{GatewayClient, GatewayObject, ListPage, ListedObject};
@@ -37,8 +39,10 @@ pub enum GatewayError {
         bucket: String,
         key: String,
         /// The endpoint and the SDK error with its chain rendered (code, message, request
-        /// id). The SDK has retried what was worth retrying already.
+        /// id). The SDK has retried what was worth retrying already (not a streamed body).
         detail: String,
+        /// Trying again may help (no answer, a broken answer, the gateway busy or failing).
+        transient: bool,
     },
     #[error("cannot read s3://{bucket}/{key} from the gateway at {endpoint}")]
     Body {
@@ -48,6 +52,19 @@ pub enum GatewayError {
         #[source]
         source: aws_sdk_s3::primitives::ByteStreamError,
     },
+}
+
+impl GatewayError {
+    /// A request that may succeed when tried again (see [`GatewayError::Request`]).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            GatewayError::Request {
+                transient: true,
+                ..
+            }
+        )
+    }
 }
 
 /// The signature a connected client uses.

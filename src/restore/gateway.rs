@@ -2,23 +2,19 @@
 //! compared with the snapshot first (see [`super::gateway_plan`]); objects there with other
 //! content make the step refuse without `--force`. Then missing buckets are created and every
 //! object not already identical is uploaded with its content type and user metadata (its
-//! sha256 checked on the way), in parallel (`gateway.concurrency`).
+//! sha256 checked on the way, see [`super::gateway_upload`]), `gateway.concurrency` at a time
+//! across all buckets.
 
 use crate::config::{GatewaySettings, TimeoutSettings};
 use crate::gateway::{GatewayClient, GatewayError};
-use crate::io_util::HashingReader;
 use crate::jobs::gateway::{read_snapshot, ObjectRecord, SnapshotError};
 use crate::runtime::block_on;
-use crate::store::{Destination, Manifest, ObjectStore, StoreError};
+use crate::store::{Destination, Manifest};
 use crate::util::parallel_map;
 use sha2::{Digest, Sha256};
-use std::io::{self, Read};
 
 use super::gateway_plan::{plan_bucket, some_keys, BucketPlan};
-
-/// Objects up to this size go up in one PutObject; larger ones as multipart uploads of parts
-/// this size (or larger, for objects over ~45 GB), one part in memory per object at a time.
-const PART: u64 = 5 << 20;
+use super::gateway_upload::upload;
 
 /// Why a gateway restore failed.
 #[derive(Debug, thiserror::Error)]
@@ -171,30 +167,32 @@ pub fn restore_gateway(
     let store = dest
         .objects()
         .ok_or_else(|| GatewayRestoreError::NoObjectStore(dest.describe()))?;
+    for plan in plans.iter().filter(|p| !p.exists) {
+        block_on(gateway.create_bucket(&plan.name))?;
+        tracing::info!(bucket = %plan.name, "Created a missing bucket on the gateway.");
+    }
+    // One pool for every bucket, biggest objects first: no bucket waits for the last big
+    // uploads of the one before, and the run does not end on one big object going up alone.
+    let mut writes: Vec<(&str, &ObjectRecord)> = plans
+        .iter()
+        .flat_map(|plan| {
+            (plan.missing.iter().chain(&plan.different)).map(|record| (plan.name.as_str(), *record))
+        })
+        .collect();
+    writes.sort_by_key(|(_, record)| std::cmp::Reverse(record.size));
+    let results = parallel_map(writes, workers, |(bucket, record)| {
+        (bucket, record, upload(&gateway, store, bucket, record))
+    });
     let mut failures = Vec::new();
-    for plan in &plans {
-        if !plan.exists {
-            block_on(gateway.create_bucket(&plan.name))?;
-            tracing::info!(bucket = %plan.name, "Created a missing bucket on the gateway.");
-        }
-        let writes: Vec<&ObjectRecord> = plan
-            .missing
-            .iter()
-            .chain(&plan.different)
-            .copied()
-            .collect();
-        let results = parallel_map(writes, workers, |record| {
-            (record, upload(&gateway, store, &plan.name, record))
-        });
-        for (record, result) in results {
-            if let Err(e) = result {
-                tracing::error!(bucket = %plan.name, key = %record.key, "An object could not be restored: {e}");
-                failures.push(format!("{}/{}: {e}", plan.name, record.key));
-            }
+    for (bucket, record, result) in results {
+        if let Err(e) = result {
+            tracing::error!(bucket, key = %record.key, "An object could not be restored: {e}");
+            failures.push(format!("{bucket}/{}: {e}", record.key));
         }
     }
     if !failures.is_empty() {
         let count = failures.len();
+        failures.sort();
         failures.truncate(10);
         return Err(GatewayRestoreError::ObjectsFailed {
             count,
@@ -253,79 +251,4 @@ fn same_bytes(
     Ok(Some(
         size == record.size && hex::encode(hasher.finalize()) == record.sha256,
     ))
-}
-
-/// Why one object could not be restored.
-#[derive(Debug, thiserror::Error)]
-enum ObjectError {
-    #[error(transparent)]
-    Gateway(#[from] GatewayError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("cannot read it from the object store: {0}")]
-    Read(#[source] io::Error),
-    #[error("its bytes in the object store do not match the snapshot ({0}); not restored")]
-    Corrupt(String),
-}
-
-/// Reads `n` bytes (fewer at the end of the stream).
-fn read_up_to(reader: &mut impl Read, n: u64) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(n as usize);
-    reader.take(n).read_to_end(&mut buf)?;
-    Ok(buf)
-}
-
-fn check(record: &ObjectRecord, hashing: HashingReader<impl Read>) -> Result<(), ObjectError> {
-    let (size, sha256) = hashing.finish().map_err(ObjectError::Read)?;
-    if size != record.size || sha256 != record.sha256 {
-        return Err(ObjectError::Corrupt(format!(
-            "read {size} bytes with sha256 {sha256}, snapshot says {} bytes with {}",
-            record.size, record.sha256
-        )));
-    }
-    Ok(())
-}
-
-fn upload(
-    gateway: &GatewayClient,
-    store: &dyn ObjectStore,
-    bucket: &str,
-    record: &ObjectRecord,
-) -> Result<(), ObjectError> {
-    let mut reader = HashingReader::new(store.open_object(&record.sha256)?);
-    let (content_type, metadata) = (record.content_type.as_deref(), &record.metadata);
-    if record.size <= PART {
-        let body = read_up_to(&mut reader, PART + 1).map_err(ObjectError::Read)?;
-        check(record, reader)?;
-        block_on(gateway.put(bucket, &record.key, body, content_type, metadata))?;
-        return Ok(());
-    }
-    let part = PART.max(record.size.div_ceil(9_000));
-    let upload_id = block_on(gateway.create_upload(bucket, &record.key, content_type, metadata))?;
-    let result = (|| {
-        let mut parts = Vec::new();
-        loop {
-            let body = read_up_to(&mut reader, part).map_err(ObjectError::Read)?;
-            if body.is_empty() {
-                break;
-            }
-            let number = parts.len() as i32 + 1;
-            parts.push(block_on(gateway.upload_part(
-                bucket,
-                &record.key,
-                &upload_id,
-                number,
-                body,
-            ))?);
-        }
-        check(record, reader)?;
-        block_on(gateway.complete_upload(bucket, &record.key, &upload_id, parts))?;
-        Ok(())
-    })();
-    if result.is_err() {
-        if let Err(e) = block_on(gateway.abort_upload(bucket, &record.key, &upload_id)) {
-            tracing::warn!(bucket, key = %record.key, "Could not abort a failed upload: {e}");
-        }
-    }
-    result
 }

@@ -6,6 +6,7 @@ mod extract;
 pub mod finish;
 pub mod gateway;
 pub mod gateway_plan;
+mod gateway_upload;
 mod safe_path;
 pub mod steps;
 
