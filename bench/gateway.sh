@@ -38,53 +38,15 @@ restore_rounds=${RESTORE_ROUNDS:-3}
 backup=${BACKUP:-1}
 buckets=(bench_db_wal bench_registry)
 
-say() { printf '[gateway-bench] %s\n' "$*" >&2; }
-die() { say "ERROR: $*"; exit 1; }
+BENCH=gateway
+# shellcheck source=bench/lib-gateway.sh
+. bench/lib-gateway.sh
 
 for tool in python3 s3cmd rclone /usr/bin/time cargo curl; do
     command -v "$tool" >/dev/null || die "$tool missing (run tests/testbed/install-deps.sh)"
 done
-
-own_rgw=
-cleanup() {
-    if [[ -n $own_rgw ]]; then
-        say "tearing down the radosgw under $own_rgw"
-        bash tests/testbed/rgw-down.sh "$own_rgw" >&2 || true
-    fi
-}
-trap cleanup EXIT
-
-if [[ -z ${TESTBED_S3_ENDPOINT:-} ]]; then
-    own_rgw=$work/rgw
-    say "bringing up radosgw (bluestore) under $own_rgw"
-    TESTBED_OSD_STORE=bluestore TESTBED_OSD_GB=${TESTBED_OSD_GB:-6} bash tests/testbed/rgw-up.sh "$own_rgw" >&2
-    set -a
-    # shellcheck source=/dev/null
-    . "$own_rgw/env"
-    set +a
-fi
-endpoint=$TESTBED_S3_ENDPOINT
-access=$TESTBED_GATEWAY_ACCESS_KEY
-secret=$TESTBED_GATEWAY_SECRET_KEY
-hostport=${endpoint#http://}
-
-s3cfg=$work/s3cfg
-umask 077
-cat >"$s3cfg" <<CFG
-[default]
-access_key = $access
-secret_key = $secret
-host_base = $hostport
-host_bucket = $hostport
-use_https = False
-bucket_location = us-east-1
-CFG
-umask 022
-export RCLONE_CONFIG_GW_TYPE=s3 RCLONE_CONFIG_GW_PROVIDER=Ceph RCLONE_CONFIG_GW_ENDPOINT=$endpoint \
-    RCLONE_CONFIG_GW_ACCESS_KEY_ID=$access RCLONE_CONFIG_GW_SECRET_ACCESS_KEY=$secret \
-    RCLONE_CONFIG_GW_FORCE_PATH_STYLE=true
-# rclone 1.60 refuses to start with AWS_CA_BUNDLE set ("unsupported transport")
-rclone_() { env -u AWS_CA_BUNDLE rclone --config /dev/null "$@"; }
+trap gw_down EXIT
+gw_up "$work"
 
 seeded() {
     local n
@@ -142,28 +104,8 @@ seeded || seed
 say "building the release binary"
 cargo build --release --quiet
 
-# run NAME CMD...: times CMD, appends "NAME wall_seconds rss_kib" to the results
 results=$work/results.txt
 : >"$results"
-run() {
-    local name=$1
-    shift
-    sync
-    /usr/bin/time -v -o "$work/time-$name.txt" "$@" >"$work/out-$name.log" 2>&1 ||
-        { cat "$work/out-$name.log" >&2; die "$name failed"; }
-    local wall rss
-    wall=$(python3 - "$work/time-$name.txt" <<'PY'
-import re, sys
-t = open(sys.argv[1]).read()
-m = re.search(r'Elapsed \(wall clock\) time.*: (?:(\d+):)?(\d+):([\d.]+)', t)
-h, mi, s = int(m.group(1) or 0), int(m.group(2)), float(m.group(3))
-print(f'{h * 3600 + mi * 60 + s:.2f}')
-PY
-)
-    rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$work/time-$name.txt")
-    echo "$name $wall $rss" >>"$results"
-    say "$name: ${wall}s, peak RSS $((rss / 1024)) MiB"
-}
 
 ours() {
     DEIS_BACKUP_GATEWAY__ENDPOINT=$endpoint DEIS_BACKUP_GATEWAY__ACCESS_KEY=$access \
@@ -177,7 +119,7 @@ s3cmd_sync() {
 rclone_sync() {
     for b in $BUCKETS_LIST; do rclone_ sync "$@" "gw:$b" "$work/dest-rclone$#/$b"; done
 }
-export -f ours s3cmd_sync rclone_sync rclone_
+export -f ours s3cmd_sync rclone_sync
 export endpoint access secret concurrency work repo s3cfg
 export BUCKETS_LIST="${buckets[*]}"
 

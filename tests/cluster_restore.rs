@@ -36,23 +36,11 @@ struct Cluster<'a> {
 
 impl Cluster<'_> {
     fn run(&self, args: &[&str]) -> Run {
-        cli()
+        let mut cmd = cli();
+        testbed_s3_destination(&mut cmd, self.destination)
             .args(args)
             .args(["--etcd", &self.etcd.url(), "--etcd-api", "v2"])
-            .env("DEIS_BACKUP_DESTINATION__URL", self.destination)
-            .env(
-                "DEIS_BACKUP_DESTINATION__ENDPOINT",
-                testbed("TESTBED_S3_ENDPOINT"),
-            )
             .env("DEIS_BACKUP_DESTINATION__REGION", "us-east-1")
-            .env(
-                "DEIS_BACKUP_DESTINATION__ACCESS_KEY",
-                testbed("TESTBED_DEST_ACCESS_KEY"),
-            )
-            .env(
-                "DEIS_BACKUP_DESTINATION__SECRET_KEY",
-                testbed("TESTBED_DEST_SECRET_KEY"),
-            )
             .env("DEIS_BACKUP_DATABASE__CONTAINER", &self.database.name)
             .env("DEIS_BACKUP_VOLUME__PATH", self.volume)
             .output()

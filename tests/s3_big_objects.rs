@@ -52,36 +52,7 @@ fn get(key: &str) -> (Vec<u8>, String) {
 
 /// Removes what a test wrote at the destination (objects and open uploads).
 fn clear(prefix: &str) {
-    let bucket = testbed("TESTBED_DEST_BUCKET");
-    let client = dest_client();
-    let keys = keys_under(&bucket, prefix);
-    block_on(async {
-        let uploads = client
-            .list_multipart_uploads()
-            .bucket(&bucket)
-            .prefix(format!("{prefix}/"))
-            .send()
-            .await
-            .unwrap();
-        for u in uploads.uploads() {
-            let _ = client
-                .abort_multipart_upload()
-                .bucket(&bucket)
-                .key(u.key().unwrap())
-                .upload_id(u.upload_id().unwrap())
-                .send()
-                .await;
-        }
-        for key in keys {
-            client
-                .delete_object()
-                .bucket(&bucket)
-                .key(key)
-                .send()
-                .await
-                .unwrap();
-        }
-    });
+    clear_prefix(&testbed("TESTBED_DEST_BUCKET"), prefix);
 }
 
 #[test]

@@ -35,28 +35,7 @@ fn run_s3(bucket: &str, prefix: &str, args: &[&str]) -> Run {
 
 /// Removes what a test wrote (objects and open uploads).
 fn clear(bucket: &str, prefix: &str) {
-    let client = s3_client("TESTBED_DEST_ACCESS_KEY", "TESTBED_DEST_SECRET_KEY");
-    block_on(async {
-        let uploads = client
-            .list_multipart_uploads()
-            .bucket(bucket)
-            .prefix(format!("{prefix}/"))
-            .send()
-            .await
-            .unwrap();
-        for u in uploads.uploads() {
-            let _ = client
-                .abort_multipart_upload()
-                .bucket(bucket)
-                .key(u.key().unwrap())
-                .upload_id(u.upload_id().unwrap())
-                .send()
-                .await;
-        }
-    });
-    for key in keys_under(bucket, prefix) {
-        block_on(client.delete_object().bucket(bucket).key(key).send()).unwrap();
-    }
+    clear_prefix(bucket, prefix);
 }
 
 /// Path -> content of every regular file under `root`.

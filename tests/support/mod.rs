@@ -286,6 +286,39 @@ pub fn keys_under(bucket: &str, prefix: &str) -> Vec<String> {
     })
 }
 
+/// Removes what a test wrote under `prefix/` of a destination bucket: open uploads, objects.
+pub fn clear_prefix(bucket: &str, prefix: &str) {
+    let client = dest_client();
+    let keys = keys_under(bucket, prefix);
+    deis_backup::runtime::block_on(async {
+        let uploads = client
+            .list_multipart_uploads()
+            .bucket(bucket)
+            .prefix(format!("{prefix}/"))
+            .send()
+            .await
+            .unwrap();
+        for u in uploads.uploads() {
+            let _ = client
+                .abort_multipart_upload()
+                .bucket(bucket)
+                .key(u.key().unwrap())
+                .upload_id(u.upload_id().unwrap())
+                .send()
+                .await;
+        }
+        for key in keys {
+            client
+                .delete_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .unwrap();
+        }
+    });
+}
+
 /// The keys of the open multipart uploads under `prefix/`.
 pub fn open_uploads(bucket: &str, prefix: &str) -> Vec<String> {
     deis_backup::runtime::block_on(async {
