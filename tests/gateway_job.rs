@@ -873,22 +873,35 @@ fn a_restore_never_writes_bytes_that_do_not_match_the_snapshot() {
     let good = obj(20, 3000, "text/plain", &[("k", "v")]);
     let small = obj(21, 5000, "application/octet-stream", &[]);
     let streamed = obj(22, 3 << 20, "application/octet-stream", &[("layer", "2")]);
-    for (key, o) in [("good", &good), ("small", &small), ("streamed", &streamed)] {
+    let longer = obj(23, 2 << 20, "application/octet-stream", &[]);
+    for (key, o) in [
+        ("good", &good),
+        ("small", &small),
+        ("streamed", &streamed),
+        ("longer", &longer),
+    ] {
         put(&bucket, key, o);
     }
     gw_run(&[&bucket], "v2", &url, &["backup", "gateway"]).assert_ok();
-    // the last byte of each damaged object: the streamed one's held-back chunk
-    for o in [&small, &streamed] {
+    let stored = |o: &Obj| {
         let sha = sha256_hex(&o.data);
-        let path = tmp
-            .path()
+        tmp.path()
             .join("gateway/objects")
             .join(&sha[..2])
-            .join(&sha);
-        let mut bytes = std::fs::read(&path).unwrap();
+            .join(&sha)
+    };
+    // the last byte of two damaged objects: the streamed one's held-back byte
+    for o in [&small, &streamed] {
+        let mut bytes = std::fs::read(stored(o)).unwrap();
         *bytes.last_mut().unwrap() ^= 1;
-        std::fs::write(&path, bytes).unwrap();
+        std::fs::write(stored(o), bytes).unwrap();
     }
+    // a whole number of chunks, its first byte changed and one byte more: every byte of its
+    // Content-Length is in hand before the extra one shows the damage
+    let mut bytes = std::fs::read(stored(&longer)).unwrap();
+    bytes[0] ^= 1;
+    bytes.push(0);
+    std::fs::write(stored(&longer), bytes).unwrap();
     drop_bucket(&bucket);
     let run = gw_run(
         &[&bucket],
@@ -899,9 +912,12 @@ fn a_restore_never_writes_bytes_that_do_not_match_the_snapshot() {
     assert_eq!(run.code, 1, "{}", run.all());
     let all = run.all();
     assert!(
-        all.contains("2 object(s) could not be restored")
+        all.contains("3 object(s) could not be restored")
             && all.contains(&format!(
                 "{bucket}/small: its bytes in the object store do not match"
+            ))
+            && all.contains(&format!(
+                "{bucket}/longer: its bytes in the object store do not match"
             ))
             && all.contains(&format!(
                 "{bucket}/streamed: its bytes in the object store do not match"

@@ -163,15 +163,18 @@ fn put_streamed(
     }
 }
 
-/// Reads the object in chunks into `tx`, hashing them; the last chunk goes only once size and
-/// sha256 match the snapshot, otherwise an error ends the body (the request fails, nothing is
-/// written).
+/// Reads the object in chunks into `tx`, hashing them. Its last byte goes only once size and
+/// sha256 match the snapshot, otherwise an error ends the body: the request never reaches its
+/// Content-Length, so the gateway stores nothing (a v2 gateway checks no hash of its own).
 fn feed(reader: impl Read, record: &ObjectRecord, tx: &BodySender) -> Result<Fed, ObjectError> {
     let mut hashing = HashingReader::new(reader.take(record.size + 1));
-    let mut held: Option<Bytes> = None;
+    // bytes that may go before the check: all but the last
+    let early = record.size.saturating_sub(1);
+    let mut sent = 0u64;
+    let mut held: Vec<u8> = Vec::new();
     loop {
         let chunk = match read_up_to(&mut hashing, CHUNK) {
-            Ok(chunk) => chunk,
+            Ok(chunk) => Bytes::from(chunk),
             Err(e) => {
                 let _ = tx.blocking_send(Err(io::Error::other("reading the object failed")));
                 return Err(ObjectError::Read(e));
@@ -180,11 +183,14 @@ fn feed(reader: impl Read, record: &ObjectRecord, tx: &BodySender) -> Result<Fed
         if chunk.is_empty() {
             break;
         }
-        if let Some(ready) = held.replace(Bytes::from(chunk)) {
-            if tx.blocking_send(Ok(ready)).is_err() {
+        let now = (early - sent).min(chunk.len() as u64) as usize;
+        if now > 0 {
+            if tx.blocking_send(Ok(chunk.slice(..now))).is_err() {
                 return Ok(Fed::Stopped);
             }
+            sent += now as u64;
         }
+        held.extend_from_slice(&chunk[now..]);
     }
     if let Err(e) = check(record, hashing) {
         let _ = tx.blocking_send(Err(io::Error::other(
@@ -192,9 +198,12 @@ fn feed(reader: impl Read, record: &ObjectRecord, tx: &BodySender) -> Result<Fed
         )));
         return Err(e);
     }
-    match held.map(|last| tx.blocking_send(Ok(last))) {
-        Some(Err(_)) => Ok(Fed::Stopped),
-        _ => Ok(Fed::All),
+    if held.is_empty() {
+        return Ok(Fed::All);
+    }
+    match tx.blocking_send(Ok(Bytes::from(held))) {
+        Err(_) => Ok(Fed::Stopped),
+        Ok(()) => Ok(Fed::All),
     }
 }
 

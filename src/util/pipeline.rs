@@ -4,7 +4,7 @@
 //! stream (the gateway job runs every listed object through one).
 
 use std::collections::BTreeMap;
-use std::sync::{mpsc, Condvar, Mutex};
+use std::sync::{mpsc, Condvar, Mutex, PoisonError};
 
 /// How far workers may run ahead of the consumer, and how many there are.
 #[derive(Debug, Clone, Copy)]
@@ -23,9 +23,25 @@ struct Progress<I> {
     closed: bool,
 }
 
+/// Closes the pipeline when dropped: on every way out of a worker or the consumer, a panic
+/// included, so that no worker waits for room that will never come.
+struct Closer<'a, I> {
+    progress: &'a Mutex<Progress<I>>,
+    room: &'a Condvar,
+}
+
+impl<I> Drop for Closer<'_, I> {
+    fn drop(&mut self) {
+        let mut p = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+        p.closed = true;
+        self.room.notify_all();
+    }
+}
+
 /// Runs `work` on every item of `source` on `shape.workers` threads and `consume` on each
 /// result in input order, on the calling thread. The first `Err` of `consume` stops the
-/// pipeline (items in progress finish, nothing more is taken) and is returned.
+/// pipeline (items in progress finish, nothing more is taken) and is returned. A panic in
+/// `work` or `consume` closes the pipeline and is raised again once every worker has ended.
 pub fn ordered_pipeline<I, T, R, E>(
     source: I,
     shape: PipelineShape,
@@ -50,33 +66,40 @@ where
         for _ in 0..workers {
             let results = results.clone();
             let (progress, room, work) = (&progress, &room, &work);
-            scope.spawn(move || loop {
-                let (index, item) = {
-                    let mut p = progress.lock().expect("pipeline lock");
-                    while !p.closed && p.taken >= p.consumed + window {
-                        p = room.wait(p).expect("pipeline lock");
-                    }
-                    if p.closed {
-                        return;
-                    }
-                    match p.source.next() {
-                        Some(item) => {
-                            p.taken += 1;
-                            (p.taken - 1, item)
+            scope.spawn(move || {
+                let _close = Closer { progress, room };
+                loop {
+                    let (index, item) = {
+                        let mut p = progress.lock().expect("pipeline lock");
+                        while !p.closed && p.taken >= p.consumed + window {
+                            p = room.wait(p).expect("pipeline lock");
                         }
-                        None => {
-                            p.closed = true;
-                            room.notify_all();
+                        if p.closed {
                             return;
                         }
+                        match p.source.next() {
+                            Some(item) => {
+                                p.taken += 1;
+                                (p.taken - 1, item)
+                            }
+                            None => {
+                                p.closed = true;
+                                room.notify_all();
+                                return;
+                            }
+                        }
+                    };
+                    if results.send((index, work(item))).is_err() {
+                        return;
                     }
-                };
-                if results.send((index, work(item))).is_err() {
-                    return;
                 }
             });
         }
         drop(results);
+        let _close = Closer {
+            progress: &progress,
+            room: &room,
+        };
 
         let mut early: BTreeMap<usize, R> = BTreeMap::new();
         let mut next = 0;
@@ -165,6 +188,38 @@ mod tests {
         assert_eq!(err, Err("stop"));
         assert_eq!(consumed, 21);
         assert!(taken.load(Ordering::SeqCst) <= 21 + 8);
+    }
+
+    #[test]
+    fn a_panic_in_work_or_consume_is_raised_and_never_hangs() {
+        let shape = PipelineShape {
+            workers: 3,
+            window: 4,
+        };
+        let in_work = std::panic::catch_unwind(|| {
+            ordered_pipeline(
+                0..1_000u32,
+                shape,
+                |i| {
+                    assert_ne!(i, 7, "work fails on item 7");
+                    i
+                },
+                |_| Ok::<_, ()>(()),
+            )
+        });
+        assert!(in_work.is_err());
+        let in_consume = std::panic::catch_unwind(|| {
+            ordered_pipeline(
+                0..1_000u32,
+                shape,
+                |i| i,
+                |i| {
+                    assert_ne!(i, 7, "consume fails on item 7");
+                    Ok::<_, ()>(())
+                },
+            )
+        });
+        assert!(in_consume.is_err());
     }
 
     #[test]
