@@ -121,7 +121,7 @@ where
 }
 
 /// The records of `bucket` in the snapshot of `manifest`, read on a thread of `scope` ahead of
-/// the merge. A snapshot that cannot be read (or stops making sense) ends the stream with a
+/// the merge, up to the end of that bucket. A snapshot that cannot be read (or stops making sense) ends the stream with a
 /// warning: the objects after that point are copied, which is slower but never wrong.
 pub fn previous_records<'scope, 'env>(
     scope: &'scope Scope<'scope, 'env>,
@@ -150,6 +150,11 @@ pub fn previous_records<'scope, 'env>(
                                 merge_ended.store(true, Ordering::Relaxed);
                                 "the merge ended".to_string()
                             })
+                        },
+                        // the rest of the snapshot holds other buckets: stop reading
+                        bucket_done: &mut |_: &str| {
+                            merge_ended.store(true, Ordering::Relaxed);
+                            Err("the bucket's records are all read".to_string())
                         },
                     },
                 )

@@ -4,8 +4,10 @@
 //! gateway snapshot, read as a stream (key, size, ETag); it copies only new or changed objects
 //! into the destination's shared object store (in parallel, streamed, content-addressed by
 //! sha256) and writes the run's snapshot artifact as it goes, then its manifest, last. Memory
-//! does not grow with the number of objects. A run where an object still fails after its
-//! retries writes no manifest and names the keys.
+//! does not grow with the number of objects, except for the addresses of copied objects the
+//! store held already (re-checked before the snapshot is kept; few unless the previous
+//! snapshot could not be read). A run where an object still fails after its retries writes
+//! no manifest and names the keys.
 
 mod copy;
 mod merge;

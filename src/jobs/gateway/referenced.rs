@@ -46,6 +46,7 @@ fn mark_records(json: impl Read, marks: &mut MarkSet) -> Result<u64, serde_json:
                 records += 1;
                 Ok(())
             },
+            bucket_done: &mut |_: &str| Ok(()),
         },
     )?;
     Ok(records)

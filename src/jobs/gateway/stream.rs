@@ -17,6 +17,9 @@ pub struct RecordVisitor<'a, R> {
     /// Called with the bucket's name and each wanted record, in snapshot order; an `Err` ends
     /// the read with that message.
     pub record: &'a mut dyn FnMut(&str, R) -> Result<(), String>,
+    /// Called after the last record of each wanted bucket; an `Err` ends the read there (a
+    /// reader that wanted one bucket need not read the rest).
+    pub bucket_done: &'a mut dyn FnMut(&str) -> Result<(), String>,
 }
 
 /// Reads a whole snapshot JSON document from `json`, visiting its records; returns its format
@@ -126,6 +129,7 @@ impl<'de, R: DeserializeOwned> Visitor<'de> for Bucket<'_, '_, R> {
                             bucket: name,
                             visitor: &mut *self.0,
                         })?;
+                        (self.0.bucket_done)(name).map_err(de::Error::custom)?;
                     } else {
                         map.next_value::<IgnoredAny>()?;
                     }
@@ -190,6 +194,7 @@ mod tests {
                     seen.push(format!("{b}/{}", r.key));
                     Ok(())
                 },
+                bucket_done: &mut |_: &str| Ok(()),
             },
         )?;
         Ok((version, seen))
@@ -242,9 +247,26 @@ mod tests {
                         Ok(())
                     }
                 },
+                bucket_done: &mut |_: &str| Ok(()),
             },
         )
         .unwrap_err();
         assert!(err.to_string().contains("stop here"), "{err}");
+        // a reader done with its bucket stops before the damage further on
+        let mut seen = 0;
+        let err = visit_snapshot(
+            TWO.replace("\"key\":\"3\"", "\"key\":").as_bytes(),
+            RecordVisitor {
+                wants: &|b: &str| b == "a",
+                record: &mut |_: &str, _: Key| {
+                    seen += 1;
+                    Ok(())
+                },
+                bucket_done: &mut |b: &str| Err(format!("done with {b}")),
+            },
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("done with a"), "{err}");
+        assert_eq!(seen, 2);
     }
 }
