@@ -307,6 +307,12 @@ fn main() -> ExitCode {
         eprintln!("deis-backup: error: {e}");
         return ExitCode::from(commands::EXIT_NOT_AVAILABLE);
     }
+    match deis_backup::util::limits::raise_open_file_limit() {
+        Ok(limit) => tracing::debug!(limit, "Open-file limit."),
+        Err(e) => tracing::warn!(
+            "Cannot raise the open-file limit; deep volume trees may run out of descriptors: {e}"
+        ),
+    }
     let options = cli.global.load_options();
     let result = match cli.command {
         Command::Run => commands::run(&options),

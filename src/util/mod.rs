@@ -1,10 +1,11 @@
 //! What every layer uses: host identity, backoff, a bounded worker pool, an ordered
-//! pipeline, cancellation.
+//! pipeline, cancellation, process limits.
 
 pub mod backoff;
 pub mod cancel;
 pub mod format;
 pub mod host;
+pub mod limits;
 pub mod pipeline;
 pub mod pool;
 
