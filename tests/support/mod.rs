@@ -290,20 +290,14 @@ pub fn keys_under(bucket: &str, prefix: &str) -> Vec<String> {
 pub fn clear_prefix(bucket: &str, prefix: &str) {
     let client = dest_client();
     let keys = keys_under(bucket, prefix);
+    let uploads = uploads_under(bucket, prefix);
     deis_backup::runtime::block_on(async {
-        let uploads = client
-            .list_multipart_uploads()
-            .bucket(bucket)
-            .prefix(format!("{prefix}/"))
-            .send()
-            .await
-            .unwrap();
-        for u in uploads.uploads() {
+        for (key, upload_id) in uploads {
             let _ = client
                 .abort_multipart_upload()
                 .bucket(bucket)
-                .key(u.key().unwrap())
-                .upload_id(u.upload_id().unwrap())
+                .key(key)
+                .upload_id(upload_id)
                 .send()
                 .await;
         }
@@ -319,8 +313,8 @@ pub fn clear_prefix(bucket: &str, prefix: &str) {
     });
 }
 
-/// The keys of the open multipart uploads under `prefix/`.
-pub fn open_uploads(bucket: &str, prefix: &str) -> Vec<String> {
+/// The open multipart uploads under `prefix/` of a destination bucket: (key, upload id).
+fn uploads_under(bucket: &str, prefix: &str) -> Vec<(String, String)> {
     deis_backup::runtime::block_on(async {
         let out = dest_client()
             .list_multipart_uploads()
@@ -331,9 +325,20 @@ pub fn open_uploads(bucket: &str, prefix: &str) -> Vec<String> {
             .unwrap();
         out.uploads()
             .iter()
-            .map(|u| u.key().unwrap().to_string())
+            .map(|u| {
+                let key = u.key().unwrap().to_string();
+                (key, u.upload_id().unwrap().to_string())
+            })
             .collect()
     })
+}
+
+/// The keys of the open multipart uploads under `prefix/`.
+pub fn open_uploads(bucket: &str, prefix: &str) -> Vec<String> {
+    uploads_under(bucket, prefix)
+        .into_iter()
+        .map(|(key, _)| key)
+        .collect()
 }
 
 /// A fresh bucket of the test bed's gateway user holding `objects` (key, bytes); emptied and
