@@ -82,11 +82,8 @@ where
                                 p.taken += 1;
                                 (p.taken - 1, item)
                             }
-                            None => {
-                                p.closed = true;
-                                room.notify_all();
-                                return;
-                            }
+                            // the Closer ends the others' waits
+                            None => return,
                         }
                     };
                     if results.send((index, work(item))).is_err() {
